@@ -19,7 +19,7 @@ _LAZY = {
     "list_operators": ("fastinv.operators", "list_operators"),
     "generate": ("fastinv.data", "generate"),
     "make_prior": ("fastinv.priors", "make_prior"),
-    "train": ("fastinv.train", "train"),
+    "train": ("fastinv.training", "train"),
     "make_model": ("fastinv.models", "make_model"),
     "MomentAccumulator": ("fastinv.surrogate", "MomentAccumulator"),
     "fit_linear": ("fastinv.surrogate", "fit_linear"),

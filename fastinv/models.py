@@ -1,0 +1,378 @@
+"""Torch networks that map measurements y to signals x: MLP, linear and residual models.
+
+Every model maps a tensor of shape (m, n) to (m, n_out) (n_out = n unless asked otherwise).
+:func:`make_model` builds one reproducibly: the weights are drawn on the CPU from a
+``torch.Generator`` seeded with ``seed`` (the global torch RNG is neither read nor changed),
+then moved to ``device``, so the same seed gives the same initial weights on every device.
+The construction arguments are stored on the module as ``module.fastinv_spec`` (plain
+values), which :func:`save_model` writes next to the state_dict and :func:`load_model` uses
+to rebuild the module.
+
+This module imports torch at import time; ``fastinv`` itself only loads it on use.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from fastinv.errors import FastinvError
+
+MODELS = ("mlp", "linear", "residual")
+ACTIVATIONS = ("relu", "tanh", "gelu", "silu", "identity")
+INITS = ("default", "zeros", "orthogonal")
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def default_width(n: int) -> int:
+    """Hidden width used when ``width=None``: ``max(n, 64)``.
+
+    A network whose hidden layers are narrower than n cannot represent a full-rank inverse
+    (its Jacobian has rank at most the narrowest width), so the default never goes below n.
+    """
+    return max(int(n), 64)
+
+
+def resolve_dtype(dtype: Any) -> torch.dtype:
+    """Map ``"float32"``/``"float64"``, a numpy dtype or a torch dtype to a torch float dtype."""
+    if isinstance(dtype, torch.dtype):
+        if dtype in (torch.float32, torch.float64):
+            return dtype
+        raise FastinvError(f"dtype must be float32 or float64, got {dtype}")
+    name = getattr(dtype, "name", None) or getattr(dtype, "__name__", None) or str(dtype)
+    name = str(name).replace("torch.", "")
+    if name in _DTYPES:
+        return _DTYPES[name]
+    raise FastinvError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """``torch.float32`` -> ``"float32"``."""
+    return str(dtype).replace("torch.", "")
+
+
+def _activation(name: str) -> nn.Module:
+    return {
+        "relu": nn.ReLU,
+        "tanh": nn.Tanh,
+        "gelu": nn.GELU,
+        "silu": nn.SiLU,
+        "identity": nn.Identity,
+    }[name]()
+
+
+def _gain(activation: str) -> float:
+    """Gain for orthogonal init of a layer followed by ``activation``."""
+    if activation in ("relu", "gelu", "silu"):
+        return math.sqrt(2.0)
+    if activation == "tanh":
+        return 5.0 / 3.0
+    return 1.0
+
+
+def _linear(n_in: int, n_out: int, bias: bool, dtype: torch.dtype) -> nn.Linear:
+    # skip_init builds on the meta device: no draw from the global RNG, no wasted init.
+    return torch.nn.utils.skip_init(nn.Linear, n_in, n_out, bias=bias, device="cpu", dtype=dtype)
+
+
+def _with_gen(fn, tensor: torch.Tensor, gen: torch.Generator, **kw) -> None:
+    """Call an ``nn.init`` function with ``generator=gen``.
+
+    Older torch releases lack the ``generator`` argument; there the global CPU RNG is seeded
+    from ``gen`` inside ``torch.random.fork_rng``, so its state outside is left untouched.
+    """
+    try:
+        fn(tensor, generator=gen, **kw)
+    except TypeError:
+        sub = int(torch.randint(0, 2**62, (1,), generator=gen))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(sub)
+            fn(tensor, **kw)
+
+
+def _init_linear(
+    layer: nn.Linear, init: str, gen: torch.Generator, *, gain: float = 1.0, zero: bool = False
+) -> None:
+    """Initialise ``layer`` in place from ``gen``.
+
+    ``default`` reproduces PyTorch's nn.Linear init (Kaiming-uniform with a = sqrt(5), bias
+    uniform in ±1/sqrt(fan_in)); ``orthogonal`` draws an orthogonal weight scaled by ``gain``
+    and a zero bias; ``zero=True`` (or ``init="zeros"``) sets weight and bias to zero.
+    """
+    with torch.no_grad():
+        if zero or init == "zeros":
+            layer.weight.zero_()
+            if layer.bias is not None:
+                layer.bias.zero_()
+            return
+        if init == "orthogonal":
+            _with_gen(nn.init.orthogonal_, layer.weight, gen, gain=gain)
+            if layer.bias is not None:
+                layer.bias.zero_()
+            return
+        _with_gen(nn.init.kaiming_uniform_, layer.weight, gen, a=math.sqrt(5))
+        if layer.bias is not None:
+            fan_in = layer.weight.shape[1]
+            bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+            _with_gen(nn.init.uniform_, layer.bias, gen, a=-bound, b=bound)
+
+
+def _mlp(
+    n: int,
+    n_out: int,
+    width: int,
+    depth: int,
+    activation: str,
+    bias: bool,
+    init: str,
+    dtype: torch.dtype,
+    gen: torch.Generator,
+    *,
+    zero_last: bool = False,
+) -> nn.Sequential:
+    sizes = [n] + [width] * depth + [n_out]
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        lin = _linear(sizes[i], sizes[i + 1], bias, dtype)
+        last = i == len(sizes) - 2
+        _init_linear(
+            lin,
+            init,
+            gen,
+            gain=1.0 if last else _gain(activation),
+            zero=zero_last and last,
+        )
+        layers.append(lin)
+        if not last:
+            layers.append(_activation(activation))
+    return nn.Sequential(*layers)
+
+
+class ResidualMLP(nn.Module):
+    """``f(y) = skip(y) + correction(y)``: a learned linear map plus an MLP correction.
+
+    ``skip`` is one ``nn.Linear(n, n_out)``; ``correction`` is an MLP whose output layer
+    starts at zero, so at initialisation the network is exactly its linear part and the
+    nonlinear correction grows only as far as training asks for it.
+    """
+
+    def __init__(self, skip: nn.Linear, correction: nn.Sequential):
+        super().__init__()
+        self.skip = skip
+        self.correction = correction
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return self.skip(y) + self.correction(y)
+
+
+def make_model(
+    model: str = "mlp",
+    n: int | None = None,
+    *,
+    n_out: int | None = None,
+    width: int | None = None,
+    depth: int = 2,
+    activation: str = "relu",
+    bias: bool = True,
+    init: str = "default",
+    dtype: Any = torch.float32,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+) -> nn.Module:
+    """Build a network mapping y of shape (m, n) to x of shape (m, n_out).
+
+    Parameters
+    ----------
+    model : {"mlp", "linear", "residual"}
+        ``"mlp"``: Linear(n, width) - act - [Linear(width, width) - act] * (depth - 1) -
+        Linear(width, n_out); ``depth=0`` is a single Linear(n, n_out).
+        ``"linear"``: one ``nn.Linear(n, n_out, bias=bias)`` (f(y) = W y + b).
+        ``"residual"``: a learned linear skip plus an MLP correction whose output layer
+        starts at zero (see :class:`ResidualMLP`).
+    n : int
+        Input dimension (length of y).
+    n_out : int, optional
+        Output dimension (length of x); default ``n``.
+    width : int, optional
+        Hidden width; default :func:`default_width` = ``max(n, 64)`` (never narrower than n,
+        since a narrower layer caps the rank of the map the network can represent).
+    depth : int
+        Number of hidden layers (>= 0). Ignored by ``"linear"``.
+    activation : {"relu", "tanh", "gelu", "silu", "identity"}
+        ``"identity"`` gives a deep linear network.
+    bias : bool
+        Biases in every layer. A bias-free ReLU MLP is positively homogeneous,
+        f(y) = J(y) y.
+    init : {"default", "zeros", "orthogonal"}
+        ``"default"``: PyTorch's nn.Linear initialisation, drawn from the seeded generator.
+        ``"orthogonal"``: orthogonal weights (gain sqrt(2) before relu/gelu/silu, 5/3 before
+        tanh, 1 before the output) and zero biases.
+        ``"zeros"``: the network starts as the zero map: for ``"linear"`` W = 0 (and b = 0);
+        for ``"residual"`` the skip and the correction's output layer are zero while the
+        hidden layers get the default init. Refused for ``"mlp"``, whose gradients all vanish
+        at zero so it could never leave it.
+    dtype : "float32", "float64" or torch dtype
+        Parameter dtype.
+    seed : int
+        Seed of the CPU ``torch.Generator`` that draws the initial weights.
+    device : str or torch.device, optional
+        Where to put the module (default CPU). Weights are drawn on the CPU first, so they
+        do not depend on the device.
+
+    Returns
+    -------
+    torch.nn.Module
+        Maps a tensor (m, n) to (m, n_out). ``module.fastinv_spec`` holds the arguments as
+        plain values, enough for :func:`build_model` to rebuild it.
+    """
+    if not isinstance(model, str) or model not in MODELS:
+        raise FastinvError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+    if n is None:
+        raise FastinvError("make_model needs the input dimension n, e.g. make_model('mlp', n=64)")
+    n = _positive_int(n, "n")
+    n_out = n if n_out is None else _positive_int(n_out, "n_out")
+    width = default_width(max(n, n_out)) if width is None else _positive_int(width, "width")
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+        raise FastinvError(
+            f"depth must be an integer >= 0 (number of hidden layers), got {depth!r}"
+        )
+    if activation not in ACTIVATIONS:
+        raise FastinvError(
+            f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}"
+        )
+    if init not in INITS:
+        raise FastinvError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
+    if model == "mlp" and init == "zeros" and depth > 0:
+        raise FastinvError(
+            "an MLP initialised at zero never leaves it (every hidden-layer gradient vanishes); "
+            "use init='default' or 'orthogonal', or model='linear'/'residual' with init='zeros'"
+        )
+    tdtype = resolve_dtype(dtype)
+    seed = int(seed)
+    gen = torch.Generator(device="cpu")
+    gen.manual_seed(seed)
+
+    if model == "linear":
+        net: nn.Module = _linear(n, n_out, bool(bias), tdtype)
+        _init_linear(net, init, gen)
+    elif model == "mlp":
+        net = _mlp(n, n_out, width, depth, activation, bool(bias), init, tdtype, gen)
+    else:
+        skip = _linear(n, n_out, bool(bias), tdtype)
+        _init_linear(skip, init, gen)
+        hidden_init = "default" if init == "zeros" else init
+        corr = _mlp(
+            n, n_out, width, depth, activation, bool(bias), hidden_init, tdtype, gen, zero_last=True
+        )
+        net = ResidualMLP(skip, corr)
+
+    net.fastinv_spec = {
+        "model": model,
+        "n": n,
+        "n_out": n_out,
+        "width": width,
+        "depth": depth,
+        "activation": activation,
+        "bias": bool(bias),
+        "init": init,
+        "dtype": dtype_name(tdtype),
+        "seed": seed,
+    }
+    if device is not None:
+        net.to(device)
+    return net
+
+
+def build_model(spec: dict, *, device: str | torch.device | None = None) -> nn.Module:
+    """Rebuild an (initial) module from a ``fastinv_spec`` dict; load a state_dict into it."""
+    known = {"model", "n", "n_out", "width", "depth", "activation", "bias", "init", "dtype", "seed"}
+    unknown = set(spec) - known
+    if unknown:
+        raise FastinvError(
+            f"model spec has unknown keys {sorted(unknown)}; expected keys among {sorted(known)}"
+        )
+    spec = dict(spec)
+    name = spec.pop("model", "mlp")
+    n = spec.pop("n", None)
+    return make_model(name, n, device=device, **spec)
+
+
+def save_model(module: nn.Module, path: str | os.PathLike) -> None:
+    """Save ``{"fastinv_spec", "state_dict", "history", "config"}`` with ``torch.save``.
+
+    The module must carry ``fastinv_spec`` (built by :func:`make_model`). The history's
+    checkpoints and all tensors are saved on the CPU. The file is written to a temporary name
+    and renamed, so an interrupted save never leaves a half-written file.
+    """
+    spec = getattr(module, "fastinv_spec", None)
+    if spec is None:
+        raise FastinvError(
+            "this module has no fastinv_spec (it was not built by fastinv.make_model); save its "
+            "state_dict with torch.save instead"
+        )
+    payload = {
+        "fastinv_spec": dict(spec),
+        "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
+    }
+    hist = getattr(module, "fastinv_history", None)
+    if hist is not None:
+        payload["history"] = hist
+    cfg = getattr(module, "fastinv_config", None)
+    if cfg is not None:
+        payload["config"] = cfg
+    path = os.fspath(path)
+    tmp = f"{path}.tmp{os.getpid()}"
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load_model(path: str | os.PathLike, *, device: str | torch.device | None = None) -> nn.Module:
+    """Load a module saved by :func:`save_model` (rebuilt from its spec, weights loaded).
+
+    Uses ``torch.load(weights_only=True)``: no arbitrary code runs. The module is returned in
+    eval mode on ``device`` (default CPU), with ``fastinv_history``/``fastinv_config`` restored
+    when saved.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FastinvError(f"model file {path!r} does not exist; check the path")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not our format"
+        raise FastinvError(
+            f"could not read {path!r} as a fastinv model file ({type(exc).__name__}); save models "
+            "with fastinv.models.save_model"
+        ) from None
+    if not isinstance(payload, dict) or "fastinv_spec" not in payload:
+        raise FastinvError(
+            f"{path!r} holds no fastinv_spec (it was not written by fastinv.models.save_model); "
+            "rebuild your network yourself and load its state_dict"
+        )
+    net = build_model(payload["fastinv_spec"])
+    try:
+        net.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise FastinvError(
+            f"the weights in {path!r} do not fit the saved spec ({str(exc).splitlines()[0]}); "
+            "the file is damaged or was edited"
+        ) from None
+    if "history" in payload:
+        net.fastinv_history = payload["history"]
+    if "config" in payload:
+        net.fastinv_config = payload["config"]
+    if device is not None:
+        net.to(device)
+    return net.eval()
+
+
+def _positive_int(v: Any, what: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int | np.integer):
+        raise FastinvError(f"{what} must be a positive integer, got {v!r}")
+    if v < 1:
+        raise FastinvError(f"{what} must be a positive integer, got {v}")
+    return int(v)
