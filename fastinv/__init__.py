@@ -25,6 +25,7 @@ _LAZY = {
     "fit_linear": ("fastinv.surrogate", "fit_linear"),
     "fit_surrogate": ("fastinv.surrogate", "fit_surrogate"),
     "jacobians": ("fastinv.surrogate", "jacobians"),
+    "mean_jacobian": ("fastinv.surrogate", "mean_jacobian"),
     "rsvd": ("fastinv.rsvd", "rsvd"),
     "compare": ("fastinv.spectral", "compare"),
     "audit": ("fastinv.audit", "audit"),
