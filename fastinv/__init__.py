@@ -28,7 +28,7 @@ _LAZY = {
     "mean_jacobian": ("fastinv.surrogate", "mean_jacobian"),
     "rsvd": ("fastinv.rsvd", "rsvd"),
     "compare": ("fastinv.spectral", "compare"),
-    "audit": ("fastinv.audit", "audit"),
+    "audit": ("fastinv.auditing", "audit"),
     "estimators": ("fastinv.estimators", None),
     "spectral": ("fastinv.spectral", None),
     "operators": ("fastinv.operators", None),

@@ -34,7 +34,7 @@ def check_2d(arr, what: str, *, shape: tuple | None = None) -> np.ndarray:
     if a.ndim != 2:
         raise FastinvError(f"{what} must be a 2-D array, got shape {a.shape}")
     if shape is not None:
-        for got, want in zip(a.shape, shape):
+        for got, want in zip(a.shape, shape, strict=True):
             if want is not None and got != want:
                 raise FastinvError(f"{what} must have shape {_fmt(shape)}, got {a.shape}")
     if not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a):

@@ -1,0 +1,454 @@
+"""Signal priors: the distributions the training signals x are drawn from.
+
+Every prior lives on the grid ``t_j = (j + 0.5) / n`` (j = 0 .. n-1) of [0, 1] and is sampled
+by a Numba kernel (fastinv/kernels/priors.py) from a counter-based generator
+(fastinv/kernels/rng.py): sample row ``i`` is a function of ``(seed, i)`` only, so a chunk
+of rows ``start .. start + N`` can be drawn on its own, by any number of threads, and equals
+the same rows of one big draw bit for bit.
+
+Priors (``PRIORS`` lists them with their parameters and defaults):
+
+``gaussian`` (scale s = 1)
+    iid N(0, s^2) entries; mean 0, cov s^2 I.
+``smooth`` (length_scale l = 0.05, scale s = 1)
+    stationary Gaussian process with squared-exponential covariance
+    k(d) = s^2 exp(-d^2 / (2 l^2)), sampled by circulant embedding: the kernel is wrapped
+    onto a periodic grid of m >= 2n points (m doubled until the circulant's eigenvalues are
+    nonnegative to 1e-13 of the largest, at most 64 n), eigenvalues below 1e-13 times the
+    largest (negative ones included) are set to 0, and a sample is the first n points of a
+    real Gaussian field with that spectrum. Only frequencies with a nonzero eigenvalue are
+    drawn (``rank`` real coefficients per sample, about 100 for l = 0.05 whatever n is), and
+    the field is synthesised either by one irfft of length m per sample (O(m log m)) or, when
+    ``rank`` is small, as a product with the n x rank (cos, sin) basis through BLAS (O(n rank)
+    per sample); :meth:`SmoothPrior.cov` is the exact covariance of what is sampled (the
+    leading n x n block of the circulant with the modified eigenvalues), so an LMMSE built
+    on it is exact. It differs from the SE kernel matrix by ``cov_error`` (in ``to_dict()``):
+    about 1e-14 s^2 for the defaults, and at rounding level unless the length scale is so
+    long that the embedding hits its 64 n cap (``min_eig_rel`` then shows what was clipped).
+``piecewise_constant`` (rate = 5, scale s = 1)
+    a jump in each of the n - 1 gaps between grid points with probability
+    1 - exp(-rate / n), independently (a Poisson process of intensity ``rate`` seen on the
+    grid, so about rate (n-1)/n jumps on [0, 1]); the first level and every new level are
+    iid N(0, s^2). Mean 0 and cov exactly s^2 exp(-rate |t_i - t_j|).
+``sparse`` (p = 0.05, scale s = 1)
+    Bernoulli-Gaussian: each entry is nonzero with probability p, then N(0, s^2);
+    mean 0, cov exactly p s^2 I.
+
+Random streams: stream 0 (SIGNAL) gives the Gaussian values of every prior, stream 1 (AUX)
+the jump / support positions, stream 2 (NOISE) the measurement noise (fastinv/data.py).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fastinv.errors import FastinvError
+
+#: eigenvalues of the smooth prior's circulant below this fraction of the largest are set to 0
+EIG_RTOL = 1e-13
+#: the circulant embedding grows to at most this many times n
+MAX_EMBED_FACTOR = 64
+#: the smooth prior synthesises through BLAS (n x rank basis) when
+#: 2 n rank <= this * m log2(m) (flop counts weighted by speeds measured on an AMD EPYC core:
+#: a K = 99 GEMM at ~45 GFLOP/s, an irfft of length 2048 plus fill and copy ~8.7 us)
+_GEMM_VS_FFT = 17.0
+#: tests set this to a small number of rows to exercise the blocking with small inputs
+_BLOCK_OVERRIDE: int | None = None
+
+PRIORS: dict[str, dict] = {
+    "gaussian": {
+        "description": "iid N(0, scale^2) entries (white noise)",
+        "params": {"scale": 1.0},
+    },
+    "smooth": {
+        "description": (
+            "stationary Gaussian process on [0, 1], squared-exponential covariance "
+            "scale^2 exp(-d^2 / (2 length_scale^2)), sampled exactly by circulant embedding"
+        ),
+        "params": {"length_scale": 0.05, "scale": 1.0},
+    },
+    "piecewise_constant": {
+        "description": (
+            "piecewise-constant signal: Poisson jumps (rate = expected number on [0, 1]) "
+            "between iid N(0, scale^2) levels; cov scale^2 exp(-rate |t_i - t_j|)"
+        ),
+        "params": {"rate": 5.0, "scale": 1.0},
+    },
+    "sparse": {
+        "description": "Bernoulli-Gaussian: each entry nonzero with probability p, N(0, scale^2)",
+        "params": {"p": 0.05, "scale": 1.0},
+    },
+}
+
+
+# ---------------------------------------------------------------------------------------
+# shared input helpers (also used by fastinv/data.py)
+def as_seed(seed) -> np.uint64:
+    """Return ``seed`` as the uint64 the counter-based generator is keyed with.
+
+    Accepts an int in [0, 2**64) or a ``numpy.random.Generator`` (one 63-bit integer is
+    drawn from it).
+    """
+    if isinstance(seed, np.random.Generator):
+        return np.uint64(int(seed.integers(0, 2**63)))
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise FastinvError(
+            f"seed must be an int or a numpy.random.Generator, got {type(seed).__name__}; "
+            "pass e.g. seed=0"
+        )
+    s = int(seed)
+    if not 0 <= s < 2**64:
+        raise FastinvError(f"seed must be in [0, 2**64), got {s}; pass a non-negative int")
+    return np.uint64(s)
+
+
+def check_int(value, what: str, *, minimum: int = 0) -> int:
+    """Return ``value`` as a Python int >= ``minimum`` or raise FastinvError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise FastinvError(f"{what} must be an int >= {minimum}, got {value!r}")
+    v = int(value)
+    if v < minimum:
+        raise FastinvError(f"{what} must be an int >= {minimum}, got {v}")
+    return v
+
+
+def _check_real(value, what: str, *, positive: bool = True, upper: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise FastinvError(f"{what} must be a real number, got {value!r}")
+    v = float(value)
+    ok = math.isfinite(v) and (v > 0 if positive else v >= 0)
+    if upper is not None:
+        ok = ok and v <= upper
+    if not ok:
+        rng = (">0" if positive else ">=0") + (f" and <= {upper}" if upper is not None else "")
+        raise FastinvError(f"{what} must be finite and {rng}, got {value!r}")
+    return v
+
+
+def row_block(n: int) -> int:
+    """Rows per BLAS call for signals of length n (a power of two, about 2**21 / n, within
+    [256, 8192]).
+
+    Products with a data matrix are always made on blocks of this many rows aligned to global
+    row indices (zero-padded at the edges), so a row's result never depends on how the rows
+    around it were chunked; large blocks keep BLAS threads busy between synchronisations.
+    """
+    if _BLOCK_OVERRIDE is not None:
+        return int(_BLOCK_OVERRIDE)
+    b = (1 << 21) // max(n, 1)
+    b = 1 << max(b.bit_length() - 1, 0)
+    return int(min(max(b, 256), 8192))
+
+
+def aligned_matmul(L: np.ndarray, Rt: np.ndarray, out: np.ndarray, start: int, block: int):
+    """``out = L @ Rt`` computed on row blocks aligned to multiples of ``block``.
+
+    Rows of ``L`` / ``out`` are global rows ``start .. start + len(L)``. Blocks lying wholly
+    inside are multiplied in place; blocks cut by the edges are zero-padded to ``block`` rows
+    in scratch, so every BLAS call has the same shape and a row's bits depend only on the row.
+    """
+    N = L.shape[0]
+    stop = start + N
+    pad_l = pad_o = None
+    for blo in range((start // block) * block, stop, block):
+        bhi = blo + block
+        a, b = max(blo, start), min(bhi, stop)
+        if a == blo and b == bhi:
+            np.dot(L[a - start : b - start], Rt, out=out[a - start : b - start])
+            continue
+        if pad_l is None:
+            pad_l = np.empty((block, L.shape[1]), dtype=L.dtype)
+            pad_o = np.empty((block, Rt.shape[1]), dtype=out.dtype)
+        pad_l[:] = 0.0
+        pad_l[a - blo : b - blo] = L[a - start : b - start]
+        np.dot(pad_l, Rt, out=pad_o)
+        out[a - start : b - start] = pad_o[a - blo : b - blo]
+
+
+# ---------------------------------------------------------------------------------------
+@dataclass
+class Prior:
+    """A distribution of signals x on the grid t_j = (j + 0.5)/n (base class).
+
+    Attributes
+    ----------
+    name : str
+        key of :data:`PRIORS`.
+    n : int
+        signal length.
+    params : dict
+        all parameters, defaults filled in.
+    """
+
+    name: str
+    n: int
+    params: dict = field(default_factory=dict)
+
+    def mean(self) -> np.ndarray:
+        """Mean of x, ndarray of shape (n,) (zero for every built-in prior)."""
+        return np.zeros(self.n)
+
+    def cov(self) -> np.ndarray | None:
+        """Exact covariance of x, ndarray of shape (n, n), or None when not available."""
+        return None
+
+    def sample(self, n_samples: int, *, seed=0, start: int = 0) -> np.ndarray:
+        """Draw rows ``start .. start + n_samples`` of the sample sequence of ``seed``.
+
+        Parameters
+        ----------
+        n_samples : int
+            number of rows N >= 1.
+        seed : int or numpy.random.Generator
+            the key of the sequence.
+        start : int
+            global index of the first row (chunked generation).
+
+        Returns
+        -------
+        ndarray of shape (N, n), float64
+        """
+        N = check_int(n_samples, "n_samples", minimum=1)
+        st = check_int(start, "start", minimum=0)
+        out = np.empty((N, self.n))
+        self._fill(out, as_seed(seed), st)
+        return out
+
+    def _fill(self, out: np.ndarray, seed: np.uint64, start: int, work=None) -> None:
+        """Write rows ``start .. start + len(out)`` into ``out`` (float64, C order).
+
+        ``work``: optional scratch from :meth:`_workspace` (reused across chunks).
+        """
+        raise NotImplementedError
+
+    def _workspace(self, rows: int) -> np.ndarray | None:
+        """Scratch that :meth:`_fill` needs for ``rows`` rows (None: no scratch)."""
+        return None
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable summary: name, n, params."""
+        return {"name": self.name, "n": int(self.n), "params": dict(self.params)}
+
+
+@dataclass
+class GaussianPrior(Prior):
+    def cov(self) -> np.ndarray:
+        return self.params["scale"] ** 2 * np.eye(self.n)
+
+    def _fill(self, out, seed, start, work=None):
+        from fastinv.kernels.priors import _gaussian_fill
+
+        _gaussian_fill(out, seed, start, float(self.params["scale"]))
+
+
+@dataclass
+class SparsePrior(Prior):
+    def cov(self) -> np.ndarray:
+        return self.params["p"] * self.params["scale"] ** 2 * np.eye(self.n)
+
+    def _fill(self, out, seed, start, work=None):
+        from fastinv.kernels.priors import _sparse_fill
+
+        p = float(self.params["p"])
+        inv = 0.0 if p == 1.0 else 1.0 / math.log1p(-p)
+        _sparse_fill(out, seed, start, inv, float(self.params["scale"]))
+
+
+@dataclass
+class PiecewiseConstantPrior(Prior):
+    def cov(self) -> np.ndarray:
+        t = (np.arange(self.n) + 0.5) / self.n
+        s2 = self.params["scale"] ** 2
+        return s2 * np.exp(-self.params["rate"] * np.abs(t[:, None] - t[None, :]))
+
+    def _fill(self, out, seed, start, work=None):
+        from fastinv.kernels.priors import _piecewise_fill
+
+        rate = float(self.params["rate"])
+        gap_scale = math.inf if rate == 0.0 else self.n / rate
+        _piecewise_fill(out, seed, start, gap_scale, float(self.params["scale"]))
+
+
+def _se_embedding(n: int, length_scale: float, scale: float):
+    """Circulant embedding of the SE kernel on n grid points (spacing 1/n).
+
+    Returns ``(m, lam)``: the even embedding size and the rfft eigenvalues (m//2 + 1,) of the
+    circulant whose first column is k(min(k, m - k) / n), before clipping.
+    """
+    import scipy.fft
+
+    def eig(m):
+        k = np.arange(m)
+        d = np.minimum(k, m - k) / n
+        c = scale**2 * np.exp(-(d**2) / (2.0 * length_scale**2))
+        return scipy.fft.rfft(c).real
+
+    m = 2 * scipy.fft.next_fast_len(n, real=True)  # even, >= 2n
+    lam = eig(m)
+    while lam.min() < -EIG_RTOL * lam.max() and 2 * m <= MAX_EMBED_FACTOR * max(n, 1):
+        m *= 2
+        lam = eig(m)
+    return m, lam
+
+
+@dataclass
+class SmoothPrior(Prior):
+    """Squared-exponential Gaussian process by circulant embedding (see module docstring)."""
+
+    def __post_init__(self):
+        n = self.n
+        ls = float(self.params["length_scale"])
+        s = float(self.params["scale"])
+        m, lam = _se_embedding(n, ls, s)
+        self.m = m
+        self.min_eig_rel = float(lam.min() / lam.max())
+        lam = np.where(lam > EIG_RTOL * lam.max(), lam, 0.0)
+        self._lam = lam
+        kidx = np.flatnonzero(lam > 0.0)
+        endpoint = (kidx == 0) | (kidx == m // 2)
+        # x_j = sum_k c_k (a_k cos(2 pi k j / m) + b_k sin(2 pi k j / m)), a_k, b_k ~ N(0, 1),
+        # c_k = sqrt(2 lam_k / m) inside, sqrt(lam_k / m) at k = 0 and k = m/2 (no b_k there)
+        ck = np.sqrt(np.where(endpoint, 1.0, 2.0) * lam[kidx] / m)
+        self._kidx = kidx.astype(np.int64)
+        # rfft coefficients: Z_k = (m/2) c_k (a_k - i b_k) inside, m c_k a_k at the endpoints
+        self._wre = np.ascontiguousarray(np.where(endpoint, m, m / 2) * ck)
+        self._wim = np.ascontiguousarray(np.where(endpoint, 0.0, m / 2 * ck))
+        self.rank = int(np.sum(np.where(endpoint, 1, 2)))
+        gemm_cost = 2.0 * n * self.rank
+        self.method = "gemm" if gemm_cost <= _GEMM_VS_FFT * m * math.log2(m) else "fft"
+        self._block = row_block(n)
+        # FFT path: rows per irfft batch (fixed for the prior, ~8 MB of coefficients)
+        self._fft_block = 1 << max(((1 << 19) // (m // 2 + 1)).bit_length() - 1, 0)
+        if _BLOCK_OVERRIDE is not None:
+            self._fft_block = int(_BLOCK_OVERRIDE)
+        self._Bt = None
+        if self.method == "gemm":
+            # basis (rank, n): rows cos/sin(2 pi k j / m) * c_k in the order the normals come
+            j = np.arange(n, dtype=np.int64)
+            rows = []
+            for k, c, e in zip(kidx, ck, endpoint, strict=True):
+                ang = 2.0 * np.pi * ((int(k) * j) % m) / m
+                rows.append(c * np.cos(ang))
+                if not e:
+                    rows.append(c * np.sin(ang))
+            self._Bt = np.ascontiguousarray(np.array(rows).reshape(self.rank, n))
+        self._cov = None
+
+    def cov(self) -> np.ndarray:
+        """Exact covariance of the samples: leading n x n block of the clipped circulant."""
+        if self._cov is None:
+            import scipy.fft
+            import scipy.linalg
+
+            col = scipy.fft.irfft(self._lam, n=self.m)[: self.n]
+            self._cov = scipy.linalg.toeplitz(col)
+        return self._cov.copy()
+
+    def cov_error(self) -> float:
+        """max |cov() - SE kernel matrix| (the price of the embedding and the clipping).
+
+        Both matrices are Toeplitz, so this is a maximum over the n lags, O(n) memory.
+        """
+        import scipy.fft
+
+        col = scipy.fft.irfft(self._lam, n=self.m)[: self.n]
+        d = np.arange(self.n) / self.n
+        k = self.params["scale"] ** 2 * np.exp(-(d**2) / (2.0 * self.params["length_scale"] ** 2))
+        return float(np.max(np.abs(col - k)))
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        d.update(
+            embedding_size=int(self.m),
+            rank=int(self.rank),
+            method=self.method,
+            min_eig_rel=self.min_eig_rel,
+            cov_error=self.cov_error(),
+        )
+        return d
+
+    def _workspace(self, rows: int) -> np.ndarray | None:
+        return np.empty((rows, self.rank)) if self.method == "gemm" else None
+
+    def _fill(self, out, seed, start, work=None):
+        from fastinv.kernels.priors import _gaussian_fill, _spectral_fill
+
+        N = out.shape[0]
+        if self.method == "gemm":
+            xi = work[:N] if work is not None else np.empty((N, self.rank))
+            _gaussian_fill(xi, seed, start, 1.0)
+            aligned_matmul(xi, self._Bt, out, start, self._block)
+            return
+        import numba
+        import scipy.fft
+
+        B = self._fft_block
+        stop = start + N
+        Z = np.empty((B, self.m // 2 + 1), dtype=np.complex128)
+        workers = numba.get_num_threads()
+        for blo in range((start // B) * B, stop, B):
+            a, b = max(blo, start), min(blo + B, stop)
+            if b - a < B:
+                Z[:] = 0.0
+            _spectral_fill(Z[a - blo : b - blo], seed, a, self._kidx, self._wre, self._wim)
+            x = scipy.fft.irfft(Z, n=self.m, axis=1, workers=workers)
+            out[a - start : b - start] = x[a - blo : b - blo, : self.n]
+
+
+_CLASSES = {
+    "gaussian": GaussianPrior,
+    "smooth": SmoothPrior,
+    "piecewise_constant": PiecewiseConstantPrior,
+    "sparse": SparsePrior,
+}
+
+
+def make_prior(name: str, n: int, **params) -> Prior:
+    """Build a prior by name.
+
+    Parameters
+    ----------
+    name : str
+        one of :data:`PRIORS` (gaussian, smooth, piecewise_constant, sparse).
+    n : int
+        signal length (>= 1).
+    **params
+        the prior's parameters (see :data:`PRIORS`); missing ones take their defaults.
+
+    Returns
+    -------
+    Prior
+    """
+    if not isinstance(name, str) or name not in PRIORS:
+        raise FastinvError(f"unknown prior {name!r}; choose one of: {', '.join(sorted(PRIORS))}")
+    n = check_int(n, "n", minimum=1)
+    defaults = PRIORS[name]["params"]
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        raise FastinvError(
+            f"unknown parameter(s) {', '.join(unknown)} for prior {name!r}; "
+            f"it takes: {', '.join(sorted(defaults))}"
+        )
+    p = {**defaults, **params}
+    p["scale"] = _check_real(p["scale"], f"prior {name!r} parameter scale")
+    if name == "smooth":
+        p["length_scale"] = _check_real(p["length_scale"], "prior 'smooth' parameter length_scale")
+    elif name == "piecewise_constant":
+        p["rate"] = _check_real(
+            p["rate"], "prior 'piecewise_constant' parameter rate", positive=False
+        )
+    elif name == "sparse":
+        p["p"] = _check_real(p["p"], "prior 'sparse' parameter p (a probability)", upper=1.0)
+    return _CLASSES[name](name=name, n=n, params=p)
+
+
+def list_priors() -> list[dict]:
+    """The catalogue for the CLI: name, description, params with defaults."""
+    return [
+        {"name": k, "description": v["description"], "params": dict(v["params"])}
+        for k, v in PRIORS.items()
+    ]

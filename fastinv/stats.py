@@ -1,0 +1,102 @@
+"""Rank statistics for `fastinv sweep`: Spearman with bootstrap intervals, partial correlation."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import stats as _st
+
+from fastinv.errors import FastinvError
+
+
+@dataclass
+class Correlation:
+    """Spearman's ρ between two columns of a model family, with a bootstrap interval."""
+
+    x: str
+    y: str
+    rho: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    n: int
+    partial_rho: float | None = None
+    partial_on: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def excludes_zero(self) -> bool:
+        return bool(self.ci_low > 0 or self.ci_high < 0)
+
+
+def _rank(a: np.ndarray) -> np.ndarray:
+    return _st.rankdata(a)
+
+
+def spearman(x, y) -> float:
+    """Spearman's rank correlation (Pearson correlation of the ranks, ties averaged)."""
+    rx, ry = _rank(np.asarray(x, float)), _rank(np.asarray(y, float))
+    if np.std(rx) == 0 or np.std(ry) == 0:
+        return float("nan")
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def partial_spearman(x, y, z) -> float:
+    """Spearman correlation of x and y controlling for z (residuals of ranks on z's ranks)."""
+    rx, ry, rz = (_rank(np.asarray(v, float)) for v in (x, y, z))
+    if np.std(rz) == 0:
+        return spearman(x, y)
+    Z = np.column_stack([np.ones_like(rz), rz])
+    ex = rx - Z @ np.linalg.lstsq(Z, rx, rcond=None)[0]
+    ey = ry - Z @ np.linalg.lstsq(Z, ry, rcond=None)[0]
+    if np.std(ex) == 0 or np.std(ey) == 0:
+        return float("nan")
+    return float(np.corrcoef(ex, ey)[0, 1])
+
+
+def correlate(
+    x,
+    y,
+    *,
+    names=("x", "y"),
+    control=None,
+    control_name=None,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> Correlation:
+    """Spearman ρ of (x, y) with a percentile-bootstrap confidence interval over models.
+
+    Parameters
+    ----------
+    x, y : array_like of shape (m,)
+        One value per model (NaN rows are dropped).
+    control : array_like of shape (m,), optional
+        A variable to partial out (e.g. the training-set size).
+    """
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    keep = np.isfinite(x) & np.isfinite(y)
+    if control is not None:
+        control = np.asarray(control, float)
+        keep &= np.isfinite(control)
+    x, y = x[keep], y[keep]
+    m = x.size
+    if m < 3:
+        raise FastinvError(f"a correlation needs at least 3 models with finite values, got {m}")
+    rho = spearman(x, y)
+    p = float(_st.spearmanr(x, y).pvalue) if np.isfinite(rho) else float("nan")
+    rng = np.random.default_rng(seed)
+    boots = np.empty(n_boot)
+    for i in range(n_boot):
+        idx = rng.integers(0, m, m)
+        boots[i] = spearman(x[idx], y[idx])
+    boots = boots[np.isfinite(boots)]
+    a = (1 - level) / 2
+    lo, hi = np.quantile(boots, [a, 1 - a]) if boots.size else (np.nan, np.nan)
+    part = None
+    if control is not None:
+        part = partial_spearman(x, y, control[keep])
+    return Correlation(names[0], names[1], rho, float(lo), float(hi), p, m, part, control_name)

@@ -1,0 +1,203 @@
+"""`fastinv run` / `fastinv operators` end to end, and bad input → one line, exit code 2."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from fastinv.cli import main
+
+SMALL = [
+    "--n",
+    "16",
+    "--samples",
+    "600",
+    "--test-samples",
+    "300",
+    "--probes",
+    "300",
+    "--epochs",
+    "4",
+    "--batch-size",
+    "64",
+    "--jacobian-probes",
+    "4",
+    "--quiet",
+]
+
+
+def invoke(args):
+    return CliRunner().invoke(main, args, catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "shaw16"
+    res = invoke(["run", "--operator", "shaw", *SMALL, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    return out, res
+
+
+def test_run_writes_the_run_directory(small_run):
+    out, res = small_run
+    for name in (
+        "config.json",
+        "metrics.json",
+        "arrays.npz",
+        "report.md",
+        "report.html",
+        "singular_values.png",
+        "filter_factors.png",
+        "picard.png",
+        "training.png",
+    ):
+        assert (out / name).is_file(), name
+    assert not list(out.glob(".*.tmp")), "temporary files left behind"
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["operator"]["name"] == "shaw" and m["operator"]["n"] == 16
+    assert m["operator"]["cond"] > 1e3
+    for key in ("r2", "test_rel_error", "rel_dist_to_inverse"):
+        assert isinstance(m["surrogate"][key], float), key
+    assert 0 < m["model"]["test_rel_error"] < 10
+    assert set(m["timings"]) >= {"operator", "data", "train", "audit", "report", "total"}
+    assert m["verdict"] and "Caveat" in m["verdict"][-1]
+    arrays = np.load(out / "arrays.npz")
+    assert arrays["C"].shape == (16, 16)
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 4  # self-contained
+    assert "Verdict" in (out / "report.md").read_text()
+    assert "report.md" in res.output
+
+
+def test_rerun_from_config_reproduces(small_run, tmp_path):
+    out, _ = small_run
+    res = invoke(
+        ["run", "--config", str(out / "config.json"), "--out", str(tmp_path / "again"), "--quiet"]
+    )
+    assert res.exit_code == 0, res.output
+    a = json.loads((out / "metrics.json").read_text())
+    b = json.loads((tmp_path / "again" / "metrics.json").read_text())
+    assert a["model"]["test_rel_error"] == b["model"]["test_rel_error"]
+    assert a["surrogate"]["rel_dist_to_inverse"] == b["surrogate"]["rel_dist_to_inverse"]
+
+
+def test_operators_lists_catalogue():
+    res = invoke(["operators"])
+    assert res.exit_code == 0
+    for name in (
+        "shaw",
+        "deriv2",
+        "heat",
+        "phillips",
+        "baart",
+        "foxgood",
+        "gravity",
+        "wing",
+        "blur1d",
+        "random",
+    ):
+        assert name in res.output
+    ops = json.loads(invoke(["operators", "--json"]).output)
+    assert {o["name"] for o in ops} >= {"shaw", "random"}
+
+
+def _assert_clean_failure(res, *needles):
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.output.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, res.output
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in res.output
+    for s in needles:
+        assert s in lines[0], (s, lines[0])
+
+
+def test_odd_n_for_shaw(tmp_path):
+    res = CliRunner().invoke(
+        main, ["run", "--operator", "shaw", "--n", "15", "--out", str(tmp_path / "x"), "-q"]
+    )
+    _assert_clean_failure(res, "even")
+
+
+def test_non_square_matrix_file(tmp_path):
+    p = tmp_path / "A.npy"
+    np.save(p, np.ones((3, 4)))
+    res = CliRunner().invoke(
+        main, ["run", "--operator", str(p), "--out", str(tmp_path / "x"), "-q"]
+    )
+    _assert_clean_failure(res, "square")
+
+
+def test_nan_in_matrix_file(tmp_path):
+    A = np.eye(5)
+    A[2, 3] = np.nan
+    p = tmp_path / "A.npy"
+    np.save(p, A)
+    res = CliRunner().invoke(
+        main, ["run", "--operator", str(p), "--out", str(tmp_path / "x"), "-q"]
+    )
+    _assert_clean_failure(res, "NaN")
+
+
+def test_unreadable_matrix_file(tmp_path):
+    p = tmp_path / "A.npy"
+    p.write_bytes(b"this is not a numpy file")
+    res = CliRunner().invoke(
+        main, ["run", "--operator", str(p), "--out", str(tmp_path / "x"), "-q"]
+    )
+    _assert_clean_failure(res, "A.npy")
+
+
+def test_missing_matrix_file(tmp_path):
+    res = CliRunner().invoke(
+        main, ["run", "--operator", str(tmp_path / "nope.npy"), "--out", str(tmp_path / "x"), "-q"]
+    )
+    _assert_clean_failure(res, "nope.npy")
+
+
+def test_existing_output_is_not_overwritten(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "metrics.json").write_text("precious")
+    res = CliRunner().invoke(main, ["run", "--operator", "shaw", *SMALL, "--out", str(out)])
+    _assert_clean_failure(res, "--force")
+    assert (out / "metrics.json").read_text() == "precious"
+
+
+def test_cuda_without_device(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    res = CliRunner().invoke(
+        main,
+        ["run", "--operator", "shaw", *SMALL, "--device", "cuda", "--out", str(tmp_path / "x")],
+    )
+    _assert_clean_failure(res, "cuda")
+
+
+def test_subprocess_exit_code_and_stderr(tmp_path):
+    """The installed console entry point: a real process, exit 2, one line on stderr."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from fastinv.cli import main; main()",
+            "run",
+            "--operator",
+            "baart",
+            "--n",
+            "7",
+            "--out",
+            str(tmp_path / "x"),
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error: ") and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

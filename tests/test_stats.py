@@ -1,0 +1,76 @@
+"""fastinv.stats: Spearman, partial Spearman and the bootstrap interval."""
+
+import numpy as np
+import pytest
+from scipy import stats as st
+
+from fastinv.errors import FastinvError
+from fastinv.stats import correlate, partial_spearman, spearman
+
+
+@pytest.mark.parametrize("m", [3, 10, 57])
+def test_spearman_equals_scipy(m, rng):
+    x = rng.standard_normal(m)
+    y = x + rng.standard_normal(m)
+    assert spearman(x, y) == pytest.approx(st.spearmanr(x, y).statistic, abs=1e-12)
+
+
+def test_spearman_with_ties_equals_scipy(rng):
+    x = rng.integers(0, 4, 40).astype(float)
+    y = rng.integers(0, 3, 40) + 0.5 * x
+    assert spearman(x, y) == pytest.approx(st.spearmanr(x, y).statistic, abs=1e-12)
+    assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert np.isnan(spearman([1, 1, 1], [1, 2, 3]))  # a constant column
+
+
+def test_partial_spearman_removes_a_confounder(rng):
+    # x and y are both driven by z and otherwise independent
+    z = rng.standard_normal(2000)
+    x = z + 0.3 * rng.standard_normal(2000)
+    y = z + 0.3 * rng.standard_normal(2000)
+    assert spearman(x, y) > 0.8
+    assert abs(partial_spearman(x, y, z)) < 0.1
+    # a real link that survives the control
+    y2 = x + 0.3 * rng.standard_normal(2000)
+    assert partial_spearman(x, y2, z) > 0.5
+
+
+def test_partial_spearman_matches_residual_definition(rng):
+    x, y, z = rng.standard_normal((3, 30))
+    rx, ry, rz = (st.rankdata(v) for v in (x, y, z))
+    Z = np.column_stack([np.ones(30), rz])
+    ex = rx - Z @ np.linalg.lstsq(Z, rx, rcond=None)[0]
+    ey = ry - Z @ np.linalg.lstsq(Z, ry, rcond=None)[0]
+    assert partial_spearman(x, y, z) == pytest.approx(np.corrcoef(ex, ey)[0, 1], abs=1e-12)
+    # a constant control changes nothing
+    assert partial_spearman(x, y, np.ones(30)) == pytest.approx(spearman(x, y))
+
+
+def test_correlate_interval_contains_rho_and_is_reproducible(rng):
+    x = rng.standard_normal(40)
+    y = x + rng.standard_normal(40)
+    c = correlate(x, y, names=("a", "b"), n_boot=500, seed=3)
+    assert (c.x, c.y, c.n) == ("a", "b", 40)
+    assert c.ci_low <= c.rho <= c.ci_high
+    assert c.rho == pytest.approx(st.spearmanr(x, y).statistic)
+    assert c.p_value == pytest.approx(st.spearmanr(x, y).pvalue)
+    assert c.excludes_zero and c.ci_low > 0
+    c2 = correlate(x, y, names=("a", "b"), n_boot=500, seed=3)
+    assert (c2.ci_low, c2.ci_high) == (c.ci_low, c.ci_high)
+    d = c.to_dict()
+    assert d["rho"] == c.rho and d["partial_rho"] is None
+
+
+def test_correlate_control_nan_and_too_few(rng):
+    z = rng.standard_normal(50)
+    x = z + 0.2 * rng.standard_normal(50)
+    y = z + 0.2 * rng.standard_normal(50)
+    x[3] = np.nan
+    c = correlate(x, y, control=z, control_name="samples", n_boot=200)
+    assert c.n == 49 and c.partial_on == "samples"
+    assert abs(c.partial_rho) < abs(c.rho)
+    # independent columns: the interval includes zero
+    u, v = rng.standard_normal((2, 60))
+    assert not correlate(u, v, n_boot=500).excludes_zero  # fixed rng: deterministic
+    with pytest.raises(FastinvError, match="at least 3"):
+        correlate([1.0, 2.0], [2.0, 1.0])
