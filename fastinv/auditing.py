@@ -163,7 +163,7 @@ def audit(
     ks : sequence of int, optional
         Subspace dimensions for principal angles.
     """
-    from fastinv.rsvd import svd_topk
+    from fastinv.randomized import svd_topk
     from fastinv.surrogate import fit_surrogate
 
     say = log or (lambda msg: None)

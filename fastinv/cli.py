@@ -112,7 +112,9 @@ def main():
 @click.option(
     "--model", type=click.Choice(["mlp", "linear", "residual"]), default="mlp", show_default=True
 )
-@click.option("--width", type=int, default=None, help="hidden width [see fastinv.make_model]")
+@click.option(
+    "--width", type=int, default=None, help="hidden width [max(n, 64) up to n = 1024, else 1024]"
+)
 @click.option("--depth", type=int, default=2, show_default=True, help="hidden layers")
 @click.option("--activation", default="relu", show_default=True)
 @click.option("--bias/--no-bias", default=True, show_default=True)
@@ -120,7 +122,7 @@ def main():
     "--optimizer", type=click.Choice(["adam", "gd", "sgd"]), default="adam", show_default=True
 )
 @click.option("--lr", type=float, default=1e-3, show_default=True)
-@click.option("--epochs", type=int, default=60, show_default=True)
+@click.option("--epochs", type=int, default=None, help="[60 up to n = 1024, else 20]")
 @click.option("--batch-size", type=int, default=128, show_default=True, help="0 for full batch")
 @click.option(
     "--schedule",
@@ -297,7 +299,6 @@ def analyze(truth_path, probes_path, prior_params, out, quiet, **opts):
     )
     for line in metrics.get("verdict", []):
         click.echo(f"  - {line}")
-
 
 
 def _register_sweep() -> None:

@@ -34,7 +34,7 @@ class RunConfig:
     bias: bool = True
     optimizer: str = "adam"
     lr: float = 1e-3
-    epochs: int = 60
+    epochs: int | None = None
     batch_size: int | None = 128
     schedule: str = "cosine"
     val_fraction: float = 0.1
@@ -63,6 +63,22 @@ class RunConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+#: above this n, `fastinv run`'s defaults shrink so that the CPU run stays minutes long
+LARGE_N = 1024
+
+
+def resolved_width_epochs(cfg: RunConfig, n: int) -> tuple[int, int]:
+    """Width and epochs actually used: the config's, else defaults that depend on n.
+
+    Up to n = 1024 the default width is max(n, 64) (a layer narrower than n cannot represent a
+    full-rank inverse) and 60 epochs; above it, width 1024 and 20 epochs, so that
+    `fastinv run --n 4096` finishes in minutes on a CPU. Both are recorded in the metrics.
+    """
+    width = cfg.width if cfg.width is not None else min(max(n, 64), LARGE_N)
+    epochs = cfg.epochs if cfg.epochs is not None else (60 if n <= LARGE_N else 20)
+    return width, epochs
 
 
 def _sizes(cfg: RunConfig, n: int) -> tuple[int, int]:
@@ -132,18 +148,22 @@ def run_experiment(
     timings["data"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    log(f"training {cfg.model} on {device} for {cfg.epochs} epochs")
+    width, epochs = resolved_width_epochs(cfg, n)
+    log(
+        f"training {cfg.model} (width {width}) on {device} for {epochs} epochs"
+        + (" [defaults for large n; set --width/--epochs to change]" if n > LARGE_N else "")
+    )
     model = train(
         Y,
         X,
         model=cfg.model,
-        width=cfg.width,
+        width=width,
         depth=cfg.depth,
         activation=cfg.activation,
         bias=cfg.bias,
         optimizer=cfg.optimizer,
         lr=cfg.lr,
-        epochs=cfg.epochs,
+        epochs=epochs,
         batch_size=cfg.batch_size,
         schedule=cfg.schedule,
         val_fraction=cfg.val_fraction,
@@ -190,6 +210,8 @@ def run_experiment(
             "kind": cfg.model,
             "parameters": int(sum(p.numel() for p in model.parameters())),
             "device": str(device),
+            "width": width,
+            "epochs": epochs,
             "epochs_run": len(hist.get("train_loss", [])),
             "final_train_loss": (hist.get("train_loss") or [None])[-1],
             "test_rel_error": res.metrics["errors"].get("network"),

@@ -1,6 +1,6 @@
 """Numba glue for the randomized SVD: turning an in-place LU factorisation into a basis.
 
-The power iterations of :func:`fastinv.rsvd.rsvd` keep their blocks as *rows*: a block of
+The power iterations of :func:`fastinv.randomized.rsvd` keep their blocks as *rows*: a block of
 ``l`` vectors of length ``N`` is a C-contiguous array ``Xt`` of shape (l, N), so that
 ``Xt.T`` is the Fortran-ordered (N, l) matrix LAPACK factorises in place. Between passes the
 block is re-normalised by an LU factorisation with partial pivoting (HMT Alg. 4.4 with LU in

@@ -1,4 +1,4 @@
-"""Slow, obviously correct references for fastinv.rsvd (plain NumPy, QR everywhere).
+"""Slow, obviously correct references for fastinv.randomized (plain NumPy, QR everywhere).
 
 - ``naive_svd_topk``: truncated ``numpy.linalg.svd`` (the ground truth).
 - ``naive_hmt``: HMT Alg. 4.4 (randomized subspace iteration) with Householder QR after

@@ -57,7 +57,6 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
-import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -1026,18 +1025,3 @@ def _full_topk(M, k, *, dtype, device, reason):
         "err_exact": True,
     }
     return U, s, Vt, info
-
-
-class _CallableModule(types.ModuleType):
-    """``fastinv.rsvd`` names both this module and the function :func:`rsvd`.
-
-    Once ``fastinv.rsvd`` (the module) has been imported, Python binds the package attribute
-    ``fastinv.rsvd`` to the module, not to the lazily exported function; making the module
-    callable keeps ``fastinv.rsvd(M, k)`` working whatever was imported first.
-    """
-
-    def __call__(self, *args, **kwargs):
-        return rsvd(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
