@@ -8,7 +8,7 @@ import numba
 import numpy as np
 import pytest
 from fastinv.kernels import rng as krng
-from naive_data import (
+from naive import (
     forward,
     gaussian_cov,
     hash_u64,

@@ -1,4 +1,4 @@
-"""Reference inverses and parameter choice (SCIENCE.md §2) against tests/naive_analysis.py."""
+"""Reference inverses and parameter choice (SCIENCE.md §2) against tests/naive.py."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import types
 
 import numpy as np
 import pytest
-from naive_analysis import (
+from naive import (
     gaussian_blur,
     naive_discrete_curvature,
     naive_gcv,
@@ -47,7 +47,7 @@ def spd(rng, n, cond=10.0):
 @pytest.fixture(scope="module")
 def blur_problem():
     """Severely ill-conditioned blur (cond ~1e8), smooth signals, 1 % noise."""
-    from naive_analysis import smooth_signals
+    from naive import smooth_signals
 
     rng = np.random.default_rng(7)
     n = 48

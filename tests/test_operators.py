@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 
-import naive_operators as naive
+import naive
 import numpy as np
 import pytest
 import scipy.io

@@ -1,4 +1,4 @@
-"""Tests of fastinv.randomized against the plain-NumPy references in naive_rsvd."""
+"""Tests of fastinv.randomized against the plain-NumPy references in tests/naive.py."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from naive_rsvd import (
+from naive import (
     hmt_tail_bound,
     matrix_with_spectrum,
     naive_block_krylov,
@@ -125,7 +125,7 @@ def test_block_krylov_matches_naive_with_same_test_matrix(kind):
 def test_error_within_hmt_tail_bound(kind, method, q):
     """||M - U S Vt|| <= σ_{k+1} + (1 + 11 sqrt((k+p) min(m,n)))^(1/(2q+1)) σ_{k+1}.
 
-    Holds except with probability 6 p^-p (p = 6: 1.3e-4; see naive_rsvd.hmt_tail_bound);
+    Holds except with probability 6 p^-p (p = 6: 1.3e-4; see naive.hmt_tail_bound);
     the seeds are fixed, so the test is deterministic.
     """
     M, s = _mat(kind)

@@ -1,4 +1,4 @@
-"""Spectral comparisons (SCIENCE.md §3) against tests/naive_analysis.py."""
+"""Spectral comparisons (SCIENCE.md §3) against tests/naive.py."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import scipy.linalg as sla
-from naive_analysis import (
+from naive import (
     gaussian_blur,
     naive_filter_factor_matrix,
     naive_henrici,

@@ -1,4 +1,4 @@
-"""Tests of fastinv.surrogate (streamed least squares, Jacobians) against tests/naive_surrogate."""
+"""Tests of fastinv.surrogate (streamed least squares, Jacobians) against tests/naive.py."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from fastinv.kernels import moments as K
-from naive_surrogate import (
+from naive import (
     centred_moments,
     colsums,
     jacobian_fd,

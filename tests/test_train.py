@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from naive_train import (
+from naive import (
     landweber_filter_factors,
     landweber_weights,
     landweber_weights_loop,
