@@ -16,6 +16,21 @@ import numpy as np
 from fastinv import estimators, spectral
 from fastinv.errors import FastinvError, check_2d, check_finite
 
+#: display names of the estimators, for the verdict and the report
+LABELS = {
+    "C": "C (network's affine surrogate)",
+    "A_inv": "A⁻¹",
+    "lmmse": "LMMSE / Wiener",
+    "tikhonov_gcv": "Tikhonov (GCV λ)",
+    "tikhonov_lcurve": "Tikhonov (L-curve λ)",
+    "tikhonov_oracle": "Tikhonov (oracle λ)",
+    "tsvd_gcv": "TSVD (GCV k)",
+    "tsvd_oracle": "TSVD (oracle k)",
+    "landweber_oracle": "Landweber (oracle t)",
+    "mean_jacobian": "mean Jacobian J̄",
+}
+
+
 #: n above which spectra of n x n matrices are taken by randomized top-k SVD
 FULL_SVD_MAX = 1024
 
@@ -489,7 +504,10 @@ def make_verdict(m: dict, s: np.ndarray) -> list[str]:
             f"surrogate {_fmt(e_c)}"
         )
         if best_lin:
-            msg += f", of the best classical linear inverse ({best_lin}) {_fmt(lin[best_lin])}"
+            msg += (
+                f", of the best classical linear inverse ({LABELS.get(best_lin, best_lin)}) "
+                f"{_fmt(lin[best_lin])}"
+            )
         msg += f", of A⁻¹ itself {_fmt(err.get('A_inv'))}."
         if e_c <= 1.05 * e_net:
             msg += " The affine part accounts for essentially all of the network's accuracy."
@@ -529,7 +547,7 @@ def make_verdict(m: dict, s: np.ndarray) -> list[str]:
     info = m["references"].get(c, {})
     params = ", ".join(f"{k} = {_fmt(v)}" for k, v in info.items() if isinstance(v, (int, float)))
     out.append(
-        f"Closest classical filter: {c} ({params}), RMS filter-factor difference "
+        f"Closest classical filter: {LABELS.get(c, c)} ({params}), RMS filter-factor difference "
         f"{_fmt(filt['phi_rms_distance_to_C'][c])}."
     )
     d_inv, d_l = sur.get("rel_dist_to_inverse"), sur.get("rel_dist_to_lmmse")

@@ -4,25 +4,12 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 from pathlib import Path
 
 import numpy as np
 
+from fastinv.auditing import LABELS
 from fastinv.io import save_figure, write_text
-
-LABELS = {
-    "C": "C (network's affine surrogate)",
-    "A_inv": "A⁻¹",
-    "lmmse": "LMMSE / Wiener",
-    "tikhonov_gcv": "Tikhonov (GCV λ)",
-    "tikhonov_lcurve": "Tikhonov (L-curve λ)",
-    "tikhonov_oracle": "Tikhonov (oracle λ)",
-    "tsvd_gcv": "TSVD (GCV k)",
-    "tsvd_oracle": "TSVD (oracle k)",
-    "landweber_oracle": "Landweber (oracle t)",
-    "mean_jacobian": "mean Jacobian J̄",
-}
 
 
 def _plt():
@@ -226,7 +213,7 @@ def render_markdown(metrics: dict, verdict: list[str], plots: dict[str, Path], t
         lines += [
             "## Filter factors",
             "",
-            _table(rows, ("reference", "RMS |φ_C − φ_ref|", "ref. off-diagonal share")),
+            _table(rows, ("reference", "RMS difference φ_C − φ_ref", "ref. off-diagonal share")),
             "",
         ]
     jac = metrics.get("jacobians") or {}
@@ -341,9 +328,3 @@ def write_report(
     paths["report.html"] = write_text(out_dir / "report.html", page)
     paths.update({f"{k}.png": v for k, v in plots.items()})
     return paths
-
-
-def figure_to_png_bytes(fig) -> bytes:  # pragma: no cover - convenience for notebooks
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
