@@ -74,7 +74,7 @@ def to_jsonable(obj):
 
 
 def available_memory() -> int | None:
-    """Bytes of memory available to this process now (Linux MemAvailable), or None."""
+    """Bytes of memory available now: MemAvailable (Linux), else free pages, else None."""
     try:
         with open("/proc/meminfo") as fh:
             for line in fh:
@@ -82,7 +82,10 @@ def available_memory() -> int | None:
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
-    return None
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def check_memory(need_bytes: float, what: str, *, suggestion: str, fraction: float = 0.8) -> None:

@@ -87,6 +87,13 @@ def _sizes(cfg: RunConfig, n: int) -> tuple[int, int]:
     return n_test, n_probe
 
 
+def _logger(progress: bool):
+    """Progress lines on stderr when asked, else nothing."""
+    if not progress:
+        return lambda msg: None
+    return lambda msg: print(f"[fastinv] {msg}", file=sys.stderr, flush=True)
+
+
 def check_out_dir(out: Path, *, force: bool) -> None:
     """Refuse to write into a folder that holds files, unless ``force``."""
     if out.exists() and not out.is_dir():
@@ -111,11 +118,7 @@ def run_experiment(
     from fastinv.priors import make_prior
     from fastinv.training import resolve_device, train
 
-    log = (
-        (lambda m: print(f"[fastinv] {m}", file=sys.stderr, flush=True))
-        if progress
-        else (lambda m: None)
-    )
+    log = _logger(progress)
     if out is not None:
         out = Path(out)
         check_out_dir(out, force=force)
@@ -322,11 +325,7 @@ def analyze_model(
     from fastinv.operators import make_operator
     from fastinv.priors import make_prior
 
-    log = (
-        (lambda m: print(f"[fastinv] {m}", file=sys.stderr, flush=True))
-        if progress
-        else (lambda m: None)
-    )
+    log = _logger(progress)
     if out is not None:
         out = Path(out)
         check_out_dir(out, force=force)

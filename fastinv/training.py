@@ -28,7 +28,6 @@ may add nondeterminism of rounding size.
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 import warnings
@@ -40,6 +39,7 @@ import torch
 from torch import nn
 
 from fastinv.errors import FastinvError, check_2d, check_finite
+from fastinv.io import available_memory as _host_available_bytes
 from fastinv.models import MODELS, dtype_name, make_model, resolve_dtype
 
 OPTIMIZERS = ("adam", "gd", "sgd")
@@ -91,21 +91,6 @@ def _fmt_bytes(b: float) -> str:
             return f"{b:.1f} {unit}" if unit != "B" else f"{int(b)} B"
         b /= 1024
     return f"{b:.1f} TiB"  # pragma: no cover
-
-
-def _host_available_bytes() -> int | None:
-    """MemAvailable from /proc/meminfo (Linux), else physical free pages, else None."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def _device_available_bytes(dev: torch.device) -> int | None:
