@@ -201,3 +201,17 @@ def test_subprocess_exit_code_and_stderr(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: ") and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("operator", ["deriv2", "random"])
+def test_run_writes_full_audit_for_other_operators(operator, tmp_path):
+    out = tmp_path / operator
+    res = invoke(["run", "--operator", operator, *SMALL, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["operator"]["name"] == operator
+    assert {"A_inv", "lmmse", "tikhonov_gcv", "tsvd_oracle"} <= set(m["errors"])
+    assert m["comparison"]["phi_summary"]["n_inverted"] >= 0
+    assert len(m["verdict"]) >= 5
+    for png in ("singular_values", "filter_factors", "picard", "principal_angles"):
+        assert (out / f"{png}.png").stat().st_size > 10_000
