@@ -31,6 +31,9 @@ LABELS = {
 }
 
 
+#: rows used to choose λ, k and t (GCV, L-curve, oracle); enough for a stable choice
+PARAM_ROWS = 4096
+
 #: n above which spectra of n x n matrices are taken by randomized top-k SVD
 FULL_SVD_MAX = 1024
 
@@ -227,35 +230,46 @@ def audit(
     ref_info["A_inv"] = {"kind": "pseudo-inverse" if op.singular else "inverse"}
 
     Y_val, X_val = validation if validation is not None else (Y_test, X_test)
+    # parameter choices need far fewer rows than the fit: cap them (each costs N·n² per pass)
+    Y_par = probes[:PARAM_ROWS]
+    if X_val is not None:
+        Y_val, X_val = Y_val[:PARAM_ROWS], X_val[:PARAM_ROWS]
     if validation is None and X_test is not None:
         notes.append("oracle parameters were chosen on the test set (optimistic by design)")
-    gcv = estimators.gcv_lambda(svd, probes)
-    lc = estimators.lcurve_lambda(svd, probes)
+    gcv = estimators.gcv_lambda(svd, Y_par)
+    lc = estimators.lcurve_lambda(svd, Y_par)
     lam = {"gcv": float(gcv.value), "lcurve": float(lc.value)}
     curves = {"gcv": gcv, "lcurve": lc}
     if X_val is not None:
         orc = estimators.oracle_lambda(svd, Y_val, X_val)
         lam["oracle"] = float(orc.value)
         curves["oracle"] = orc
+    # spectral filters x̂ = V diag(φ/σ) Uᵀ y are kept as their filter factors φ: no n x n
+    # matrix is formed for them (errors are computed in A's SVD basis)
+    filt: dict[str, np.ndarray] = {}
     for how, lv in lam.items():
-        refs[f"tikhonov_{how}"] = estimators.tikhonov(A, lv, svd=svd)
+        filt[f"tikhonov_{how}"] = estimators.filter_factors_tikhonov(s, lv)
         ref_info[f"tikhonov_{how}"] = {"lambda": lv, "chosen_by": how}
-    ks_tsvd = {"gcv": int(estimators.gcv_k(svd, probes).value)}
+    ks_tsvd = {"gcv": int(estimators.gcv_k(svd, Y_par).value)}
     if X_val is not None:
         ks_tsvd["oracle"] = int(estimators.oracle_k(svd, Y_val, X_val).value)
     for how, kv in ks_tsvd.items():
-        refs[f"tsvd_{how}"] = estimators.tsvd(A, kv, svd=svd)
+        filt[f"tsvd_{how}"] = estimators.filter_factors_tsvd(s, kv)
         ref_info[f"tsvd_{how}"] = {"k": kv, "chosen_by": how}
     if X_val is not None:
         eta = 1.0 / s[0] ** 2
         grid = np.unique(np.round(np.logspace(0, 7, 57)).astype(np.int64))
-        Z = Y_val @ U
-        XV = X_val @ Vt.T
         t_best, _, _ = _filter_oracle(
-            Z, XV, s, lambda ss, t: estimators.filter_factors_landweber(ss, eta, t), grid
+            Y_val @ U,
+            X_val @ Vt.T,
+            s,
+            lambda ss, t: estimators.filter_factors_landweber(ss, eta, t),
+            grid,
         )
-        refs["landweber_oracle"] = estimators.landweber(A, eta, int(t_best), svd=svd)
+        filt["landweber_oracle"] = estimators.filter_factors_landweber(s, eta, int(t_best))
         ref_info["landweber_oracle"] = {"eta": eta, "t": int(t_best), "chosen_by": "oracle"}
+    best_tik = "tikhonov_oracle" if "tikhonov_oracle" in filt else "tikhonov_gcv"
+    refs[best_tik] = _spectral_apply(U, s, Vt, filt[best_tik])
 
     # LMMSE: analytic prior moments where the prior defines them, else estimated
     mu = Sx = None
@@ -306,6 +320,12 @@ def audit(
             if name in ref_b:
                 Xr = Xr + ref_b[name]
             errors[name] = _rel_err(Xr, X_test)
+        Zt, XVt = Y_test @ U, X_test @ Vt.T
+        inv_s = np.where(s > 0, 1.0 / np.where(s > 0, s, 1.0), 0.0)
+        norm_x = np.linalg.norm(X_test)
+        for name, ph in filt.items():
+            if name not in errors:
+                errors[name] = float(np.linalg.norm(Zt * (ph * inv_s) - XVt) / norm_x)
     else:
         notes.append(
             "no test targets: test errors of the network, C and the references are not given"
@@ -324,16 +344,11 @@ def audit(
     def svd_fn(M, k):
         return svd_topk(M, k, full_threshold=full_svd_max, seed=seed)
 
-    cmp_refs = {k: refs[k] for k in ("A_inv", "lmmse") if k in refs}
-    best_tik = "tikhonov_oracle" if "tikhonov_oracle" in refs else "tikhonov_gcv"
-    cmp_refs[best_tik] = refs[best_tik]
+    cmp_refs = {k: refs[k] for k in ("A_inv", "lmmse", best_tik) if k in refs}
     cmpC = spectral.compare(C, svd, references=cmp_refs, ks=ks, topk=topk, svd_fn=svd_fn)
 
-    phi = {"C": cmpC.phi, **cmpC.phi_refs}
-    offdiag = {"C": float(cmpC.offdiag_share), **cmpC.ref_offdiag}
-    for name, M in refs.items():
-        if name not in phi:
-            phi[name], offdiag[name] = spectral.filter_factors(M, U, s, Vt)
+    phi = {"C": cmpC.phi, **filt, **cmpC.phi_refs}
+    offdiag = {"C": float(cmpC.offdiag_share), **{k: 0.0 for k in filt}, **cmpC.ref_offdiag}
     closest = min(
         (k for k in phi if k != "C" and k != "A_inv"),
         key=lambda k: _phi_rms(phi["C"], phi[k]),

@@ -195,3 +195,27 @@ def test_without_targets_says_what_is_missing(shaw16):
     assert res.metrics["errors"] == {}
     assert any("no test targets" in s for s in res.metrics["notes"])
     assert any("LMMSE was not computed" in s for s in res.metrics["notes"])
+
+
+def test_filter_reference_errors_match_dense_matrices(shaw16):
+    """Errors of spectral filters are computed in A's SVD basis; check them densely."""
+    op, X, Y, Xt, Yt, prior = shaw16
+    res = audit(
+        lambda y: 0.5 * y @ estimators.tikhonov(op.A, 1e-3).T,
+        op,
+        probes=Y,
+        test=(Yt, Xt),
+        prior=prior,
+        noise={"level": 0.01, "type": "relative"},
+    )
+    for name, info in res.metrics["references"].items():
+        if name.startswith("tikhonov"):
+            M = estimators.tikhonov(op.A, info["lambda"])
+        elif name.startswith("tsvd"):
+            M = estimators.tsvd(op.A, info["k"])
+        elif name.startswith("landweber"):
+            M = estimators.landweber(op.A, info["eta"], info["t"])
+        else:
+            continue
+        dense = np.linalg.norm(Yt @ M.T - Xt) / np.linalg.norm(Xt)
+        assert res.metrics["errors"][name] == pytest.approx(dense, rel=1e-9), name
