@@ -301,13 +301,15 @@ def analyze(truth_path, probes_path, prior_params, out, quiet, **opts):
         click.echo(f"  - {line}")
 
 
-def _register_sweep() -> None:
+def _register_subcommands() -> None:
+    from fastinv.cli_bench import bench
     from fastinv.cli_sweep import sweep
 
     main.add_command(sweep)
+    main.add_command(bench)
 
 
-_register_sweep()
+_register_subcommands()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,127 @@
+"""`fastinv bench`: the click command (registered in fastinv/cli.py with
+``main.add_command(bench)``). The work is :func:`fastinv.benchmark.scaling`."""
+
+from __future__ import annotations
+
+import functools
+import time
+from pathlib import Path
+
+import click
+
+from fastinv.errors import FastinvError
+
+#: the CLI's default sizes: the library's DEFAULT_NS capped by --max-n (2048), so that the
+#: default run stays within about 3 minutes on 2 cores
+DEFAULT_MAX_N = 2048
+
+
+def _lazy_friendly(fn):
+    """fastinv.cli.friendly, looked up at call time (fastinv/cli.py imports this module)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from fastinv.cli import friendly
+
+        return friendly(fn)(*args, **kwargs)
+
+    return wrapper
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        vals = [int(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise FastinvError(f"{what} takes comma-separated integers, got {text!r}") from None
+    if not vals:
+        raise FastinvError(f"{what} is empty; give at least one integer")
+    return vals
+
+
+@click.command()
+@click.option(
+    "--ns",
+    default="256,512,1024,2048,4096",
+    show_default=True,
+    help="sizes n, comma-separated (those above --max-n are dropped)",
+)
+@click.option(
+    "--max-n",
+    type=int,
+    default=DEFAULT_MAX_N,
+    show_default=True,
+    help="largest n to run (the default keeps the run near 3 minutes on 2 cores)",
+)
+@click.option(
+    "--stages",
+    default="generate,fit_linear,rsvd,svd_full",
+    show_default=True,
+    help="comma-separated: generate, fit_linear, rsvd, svd_full, audit",
+)
+@click.option("--repeats", type=int, default=3, show_default=True, help="timed runs (median)")
+@click.option(
+    "--samples-per-n",
+    type=int,
+    default=4,
+    show_default=True,
+    help="rows of data N = this × n",
+)
+@click.option("--k", type=int, default=64, show_default=True, help="rank of the rsvd stage")
+@click.option(
+    "--n-iter", type=int, default=4, show_default=True, help="power iterations of the rsvd stage"
+)
+@click.option(
+    "--fit-points",
+    type=int,
+    default=3,
+    show_default=True,
+    help="fit the exponent over this many of the largest n",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["cpu", "cuda", "auto"]),
+    default="cpu",
+    show_default=True,
+    help="cuda: fit_linear, rsvd and svd_full through torch on the GPU (skipped without CUDA)",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(), default=None, help="output folder [runs/bench-<time>]")
+@click.option("--no-plot", is_flag=True, help="do not write scaling.png")
+@click.option("--quiet", "-q", is_flag=True, help="no progress output")
+@_lazy_friendly
+def bench(ns, max_n, stages, repeats, samples_per_n, k, n_iter, fit_points, device, seed, out,
+          no_plot, quiet):  # fmt: skip
+    """Time each stage (data generation, the surrogate fit, randomized and full SVD) over n,
+    fit the growth exponent p of t ≈ c·n^p, and write bench.md, scaling.png and scaling.json."""
+    from fastinv.benchmark import cuda_available, scaling
+
+    sizes = [n for n in _int_list(ns, "--ns") if n <= max_n]
+    if not sizes:
+        raise FastinvError(f"no size in --ns is at most --max-n = {max_n}; raise --max-n")
+    if device == "cuda" and not cuda_available():
+        click.echo("skipped: --device cuda was asked for but no CUDA device is available", err=True)
+        return
+    stage_list = [s.strip() for s in stages.split(",") if s.strip()]
+    if out is None:
+        out = Path("runs") / f"bench-{time.strftime('%Y%m%d-%H%M%S')}"
+
+    def log(msg: str) -> None:
+        if not quiet:
+            click.echo(msg, err=True)
+
+    res = scaling(
+        sizes,
+        stage_list,
+        repeats=repeats,
+        samples_per_n=samples_per_n,
+        out=out,
+        device=device,
+        k=k,
+        n_iter=n_iter,
+        fit_points=min(fit_points, len(sizes)) if len(sizes) >= 2 else 2,
+        seed=seed,
+        plot=not no_plot,
+        log=log,
+    )
+    click.echo(res.to_markdown())
+    click.echo(f"fastinv bench finished in {res.wall_s:.1f} s — {Path(out) / 'bench.md'}")
