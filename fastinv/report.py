@@ -74,6 +74,8 @@ def make_plots(arrays: dict, out_dir: Path, *, history: dict | None = None) -> d
             ax.plot(idx, v, "-", lw=1.2, label=_label(name))
     ax.axhline(1.0, color="k", lw=0.8, ls="--", label="A⁻¹ (φ = 1)")
     ax.axhline(0.0, color="grey", lw=0.5)
+    if len(s) > 100:  # the interesting transition sits in the first few dozen indices
+        ax.set_xscale("log")
     ax.set_xlabel("index i of A's singular triplet")
     ax.set_ylabel("filter factor φ_i = (Vᵀ M U S)_ii")
     ax.set_title("Filter factors in A's SVD basis")
@@ -91,6 +93,8 @@ def make_plots(arrays: dict, out_dir: Path, *, history: dict | None = None) -> d
     ax.semilogy(idx, coef, "C0.", ms=3, label="mean |u_iᵀ y| over test inputs")
     with np.errstate(divide="ignore", invalid="ignore"):
         ax.semilogy(idx, np.where(s > 0, coef / s, np.nan), "C3x", ms=3, label="|u_iᵀ y| / σ_i")
+    if len(s) > 100:
+        ax.set_xscale("log")
     ax.set_xlabel("index i")
     ax.set_title("Picard plot: where the data stop carrying information")
     ax.legend(fontsize=8)
