@@ -48,6 +48,20 @@ _EVAL_ROWS = 8192  # rows per forward pass when evaluating without gradients
 
 
 # --------------------------------------------------------------------------- devices
+def _set_mode(model, training: bool) -> bool:
+    """Put ``model`` in train/eval mode; returns its previous mode.
+
+    Modules from torch.export refuse mode changes (they are always in the exported mode):
+    they are left as they are.
+    """
+    before = bool(getattr(model, "training", False))
+    try:
+        model.train(training)
+    except NotImplementedError:
+        pass
+    return before
+
+
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """Turn ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` into a ``torch.device``.
 
@@ -189,8 +203,7 @@ def _evaluate(
     m = Yt.shape[0]
     if m == 0:
         return float("nan")
-    was_training = model.training
-    model.eval()
+    was_training = _set_mode(model, False)
     try:
         total = torch.zeros((), dtype=dtype, device=dev)
         for s in range(0, m, _EVAL_ROWS):
@@ -199,7 +212,7 @@ def _evaluate(
             total += _objective_sum(model(yb), xb)
         return float(total.item()) / m
     finally:
-        model.train(was_training)
+        _set_mode(model, was_training)
 
 
 def _lr_factor(schedule: str, epoch0: int, epochs: int) -> float:
@@ -772,8 +785,7 @@ def predict(
         dev = params[0].device if params else torch.device("cpu")
     tdtype = params[0].dtype if params else torch.float32
     N = Y.shape[0]
-    was_training = model.training
-    model.eval()
+    was_training = _set_mode(model, False)
     out: np.ndarray | None = None
     try:
         with torch.no_grad():
@@ -798,6 +810,6 @@ def predict(
                     out = np.empty((N, ob.shape[1]), dtype=np.float64)
                 out[s:e] = ob.detach().to("cpu", torch.float64).numpy()
     finally:
-        model.train(was_training)
+        _set_mode(model, was_training)
     assert out is not None
     return out

@@ -54,6 +54,12 @@ def work(tmp_path_factory):
     torch.jit.save(torch.jit.script(net), d / "scripted.pt")
     torch.save(net.state_dict(), d / "weights.pt")
     torch.save(net, d / "pickled.pt")
+    try:
+        batch = torch.export.Dim("batch", min=2)
+        ep = torch.export.export(net, (torch.zeros(4, N),), dynamic_shapes=({0: batch},))
+        torch.export.save(ep, d / "exported.pt2")
+    except Exception:  # noqa: BLE001 - export support varies by torch version
+        pass
     X, Y = fastinv.generate(op, n_samples=150, seed=4)
     np.save(d / "Y.npy", Y)
     np.save(d / "X.npy", X)
@@ -95,6 +101,17 @@ def test_every_model_form(work, monkeypatch, model_args, kind):
         assert m["jacobians"] == {}
     else:
         assert m["jacobians"]["n_probes"] == 3
+
+
+def test_torch_export_archive(work, monkeypatch):
+    if not (work / "exported.pt2").exists():
+        pytest.skip("torch.export could not export the test network in this torch version")
+    out = work / "out-export"
+    res = run_cli(work, monkeypatch, "--model", "exported.pt2", *COMMON, "--out", str(out))
+    assert res.exit_code == 0, res.output
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["model"]["kind"] == "export"
+    assert m["surrogate"]["r2_heldout"] > 0.5
 
 
 def test_user_probes_and_truth(work, monkeypatch):
