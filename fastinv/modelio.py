@@ -816,20 +816,12 @@ def _parse_arch_kwargs(arch_kwargs) -> dict:
 
 
 def _resolve_device(device) -> str:
-    import torch
-
+    """The device as a string; None means the CPU (fastinv.training.resolve_device checks it)."""
     if device is None:
         return "cpu"
-    name = str(device)
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        dev = torch.device(name)
-    except (RuntimeError, TypeError, ValueError):
-        raise FastinvError(f"unknown device {name!r}; pass cpu, cuda, cuda:N or auto") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise FastinvError(f"device {name!r} was asked for but torch sees no CUDA device; pass cpu")
-    return str(dev)
+    from fastinv.training import resolve_device
+
+    return str(resolve_device(device))
 
 
 def _output_to_numpy(res, in_shape: tuple, n: int) -> np.ndarray:

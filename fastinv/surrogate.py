@@ -1310,21 +1310,11 @@ def _resolve_backend(f, Y, device):
         if dev is not None and dev.type != "cpu":
             return "torch", dev
         return "cpu", None
-    d = str(device)
-    if d == "auto":
-        import torch
+    from fastinv.training import resolve_device
 
-        d = "cuda" if torch.cuda.is_available() else "cpu"
-    if d == "cpu":
+    dev = resolve_device(device)
+    if dev.type == "cpu":
         return "cpu", None
-    import torch
-
-    try:
-        dev = torch.device(d)
-    except (RuntimeError, TypeError) as e:
-        raise FastinvError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'auto'") from e
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise FastinvError(f"device {device!r} asked for but CUDA is not available; use 'cpu'")
     return "torch", dev
 
 
