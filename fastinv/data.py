@@ -2,6 +2,10 @@
 
 :func:`generate` draws signals from a prior (fastinv/priors.py), applies the operator through
 BLAS, and adds noise, one chunk of rows at a time, writing straight into the output arrays.
+When the prior draws each signal as ``x = z F`` from r <= n/2 coefficients (the smooth prior:
+r is about 100 whatever n), ``A x`` is computed as ``z (F Aᵀ)``: two N x r x n products
+instead of the N x n x n one, so generation costs less than the product ``X Aᵀ`` alone
+(bench/test_data.py). Y then equals ``X Aᵀ + E`` to rounding, not bit for bit.
 
 Reproducibility: row ``i`` of X and of the noise is a function of ``(seed, i)`` only
 (counter-based generator, fastinv/kernels/rng.py), so the result does not depend on
@@ -104,7 +108,12 @@ def generate(
     Y : ndarray of shape (N, n)
         measurements ``X @ A.T + E``.
     """
-    from fastinv.kernels.priors import _add_noise_absolute, _add_noise_relative, _copy_rows
+    from fastinv.kernels.priors import (
+        _add_noise_absolute,
+        _add_noise_relative,
+        _copy_rows,
+        _touch_rows,
+    )
 
     A = _operator_matrix(op)
     n = A.shape[0]
@@ -164,14 +173,32 @@ def generate(
         import numba
 
         scratch = np.empty((numba.config.NUMBA_NUM_THREADS, n))
-    work = pr._workspace(min(chunk, N))
     At = A.T
+    F = pr._factor()
+    if F is not None and 2 * F.shape[0] <= n:
+        # x = z F (rank coefficients per sample)  =>  A x = z (F Aᵀ): two (N x rank) products
+        # replace the (N x n)(n x n) one; x is bitwise what pr.sample gives
+        G = np.ascontiguousarray(F @ At)
+        coeffs = np.empty((min(chunk, N), F.shape[0]))
+    else:
+        F = None
+        work = pr._workspace(min(chunk, N))
     for s in range(0, N, chunk):
         e = min(N, s + chunk)
         xc = X[s:e] if native else xbuf[: e - s]
         yc = Y[s:e] if native else ybuf[: e - s]
-        pr._fill(xc, key, s, work)
-        aligned_matmul(xc, At, yc, s, block)
+        if native:  # fault the fresh pages in with Numba threads, not inside BLAS
+            _touch_rows(yc)
+        if F is None:
+            pr._fill(xc, key, s, work)
+            aligned_matmul(xc, At, yc, s, block)
+        else:
+            if native:
+                _touch_rows(xc)
+            z = coeffs[: e - s]
+            pr._fill_coeffs(z, key, s)
+            aligned_matmul(z, F, xc, s, block)
+            aligned_matmul(z, G, yc, s, block)
         if noise > 0:
             if noise_type == "relative":
                 _add_noise_relative(yc, key, s, noise, scratch)

@@ -229,6 +229,17 @@ class Prior:
         """Scratch that :meth:`_fill` needs for ``rows`` rows (None: no scratch)."""
         return None
 
+    def _factor(self) -> np.ndarray | None:
+        """``F`` of shape (rank, n) when samples are ``x = z @ F`` with ``z`` the coefficients
+        :meth:`_fill_coeffs` draws (so ``A x = z @ (F Aᵀ)``: :func:`fastinv.generate` then
+        skips the n x n product); None for priors not sampled that way."""
+        return None
+
+    def _fill_coeffs(self, z: np.ndarray, seed: np.uint64, start: int) -> None:
+        """Write the coefficients of rows ``start .. start + len(z)`` (only when
+        :meth:`_factor` is not None)."""
+        raise NotImplementedError
+
     def to_dict(self) -> dict:
         """JSON-serialisable summary: name, n, params."""
         return {"name": self.name, "n": int(self.n), "params": dict(self.params)}
@@ -374,13 +385,21 @@ class SmoothPrior(Prior):
     def _workspace(self, rows: int) -> np.ndarray | None:
         return np.empty((rows, self.rank)) if self.method == "gemm" else None
 
+    def _factor(self) -> np.ndarray | None:
+        return self._Bt if self.method == "gemm" else None
+
+    def _fill_coeffs(self, z, seed, start):
+        from fastinv.kernels.priors import _gaussian_fill
+
+        _gaussian_fill(z, seed, start, 1.0)
+
     def _fill(self, out, seed, start, work=None):
-        from fastinv.kernels.priors import _gaussian_fill, _spectral_fill
+        from fastinv.kernels.priors import _spectral_fill
 
         N = out.shape[0]
         if self.method == "gemm":
             xi = work[:N] if work is not None else np.empty((N, self.rank))
-            _gaussian_fill(xi, seed, start, 1.0)
+            self._fill_coeffs(xi, seed, start)
             aligned_matmul(xi, self._Bt, out, start, self._block)
             return
         import numba

@@ -121,6 +121,20 @@ def _spectral_fill(out, seed, start, kidx, wre, wim):
 
 
 @njit(parallel=True, fastmath=False, cache=True)
+def _touch_rows(a):
+    """Write 0 to one entry per 4 KiB of every row of the fresh array ``a``, in parallel.
+
+    The first write to a page of a new array faults it in; done here, by Numba's threads,
+    it is much cheaper than inside a BLAS kernel (measured: the (100 000 x 1024) Y = X Aᵀ of
+    generate() takes ~0.5 s less on two cores when its output was touched first).
+    """
+    step = max(1, 4096 // a.itemsize)
+    for i in prange(a.shape[0]):
+        for c in range(0, a.shape[1], step):
+            a[i, c] = 0.0
+
+
+@njit(parallel=True, fastmath=False, cache=True)
 def _copy_rows(dst, src):
     """dst[i, c] = src[i, c] (a casting, parallel copy)."""
     for i in prange(dst.shape[0]):

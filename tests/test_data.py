@@ -23,6 +23,7 @@ from naive import (
 from scipy import stats
 
 import fastinv
+import fastinv.data
 import fastinv.priors
 from fastinv.errors import FastinvError
 from fastinv.priors import EIG_RTOL, PRIORS, list_priors, make_prior
@@ -409,3 +410,32 @@ def test_bad_operator():
         make_prior("smooth", 0)
     with pytest.raises(FastinvError, match="start"):
         make_prior("gaussian", 3).sample(2, seed=0, start=-1)
+
+
+@pytest.mark.parametrize("n", [100, 256])
+def test_low_rank_prior_skips_the_n_by_n_product(n, small_blocks, monkeypatch):
+    """A smooth prior with few coefficients gives Y = Z (F Aᵀ): same X bits as the prior's own
+    sampler, Y equal to X Aᵀ to rounding, and still chunk-invariant bit for bit."""
+    params = {"length_scale": 0.2}
+    pr = make_prior("smooth", n, **params)
+    F = pr._factor()
+    assert F is not None and 2 * F.shape[0] <= n  # the fast path is the one under test
+    calls = []
+    real = fastinv.data.aligned_matmul
+    monkeypatch.setattr(
+        fastinv.data, "aligned_matmul", lambda L, R, *a: calls.append(R.shape) or real(L, R, *a)
+    )
+    A = _A(n, seed=3)
+    kw = dict(n_samples=300, prior="smooth", prior_params=params, seed=4)
+    X, Y = fastinv.generate(A, noise=0.0, **kw)
+    assert calls and all(shape[0] == F.shape[0] for shape in calls)  # never the (n, n) product
+    assert np.array_equal(X, pr.sample(300, seed=4))
+    np.testing.assert_allclose(Y, forward(X, A), rtol=1e-12, atol=1e-12 * np.abs(Y).max())
+    Xn, Yn = fastinv.generate(A, noise=0.02, **kw)
+    for cs in (7, 100):
+        Xc, Yc = fastinv.generate(A, noise=0.02, chunk_size=cs, **kw)
+        assert np.array_equal(Xn, Xc) and np.array_equal(Yn, Yc)
+    ratio = np.linalg.norm(Yn - Y, axis=1) / np.linalg.norm(Y, axis=1)
+    np.testing.assert_allclose(ratio, 0.02, rtol=1e-10)
+    X32, Y32 = fastinv.generate(A, noise=0.02, dtype=np.float32, chunk_size=7, **kw)
+    assert np.array_equal(X32, Xn.astype(np.float32)) and np.array_equal(Y32, Yn.astype(np.float32))
