@@ -166,6 +166,23 @@ def test_existing_output_is_not_overwritten(tmp_path):
     assert (out / "metrics.json").read_text() == "precious"
 
 
+def test_too_little_memory_is_refused_up_front(tmp_path, monkeypatch):
+    """n = 8192 on a machine like this one (24 GiB): refused before anything is computed."""
+    import fastinv.io
+
+    monkeypatch.setattr(fastinv.io, "available_memory", lambda: 23 * 2**30)
+    out = tmp_path / "x"
+    res = CliRunner().invoke(main, ["run", "--n", "8192", "--out", str(out), "-q"])
+    _assert_clean_failure(res, "GiB")
+    assert "--n" in res.output and not (out.exists() and any(out.iterdir()))
+    # n = 4096 (peak ~8 GiB measured) still fits: the estimate must not refuse it
+    import fastinv.pipeline as pipeline
+
+    cfg = pipeline.RunConfig(n=4096)
+    need = pipeline.memory_needed(cfg, 4096)
+    assert 6 * 2**30 < need < 0.8 * 23 * 2**30
+
+
 def test_cuda_without_device(tmp_path):
     import torch
 
