@@ -402,7 +402,15 @@ class _TorchBackend:
         return q.T.contiguous(), r
 
     def svd(self, a):
-        return self.torch.linalg.svd(a, full_matrices=False)
+        """Thin SVD; a tall block goes through QR first and the SVD of its small R factor
+        (cuSOLVER's SVD of an (n, l) block is much slower than geqrf plus an (l, l) SVD)."""
+        t = self.torch
+        m, n = a.shape
+        if m >= 2 * n and n > 0:
+            q, r = t.linalg.qr(a, mode="reduced")
+            u, s, vh = t.linalg.svd(r, full_matrices=False)
+            return q @ u, s, vh
+        return t.linalg.svd(a, full_matrices=False)
 
     def flip(self, ut, vt):
         t = self.torch

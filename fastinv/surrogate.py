@@ -90,8 +90,11 @@ __all__ = [
 _EPS = float(np.finfo(np.float64).eps)
 #: one chunk of float64 Y and X together takes at most this many bytes by default
 _CHUNK_BYTES = 1 << 26
-#: a batch of Jacobians takes at most this many bytes (caps ``batch_size``)
-_JAC_BATCH_BYTES = 1 << 30
+#: the same for tensors that live on a GPU
+_CHUNK_BYTES_GPU = 1 << 30
+#: a batch of Jacobians takes at most this many bytes (caps ``batch_size``); the vmapped
+#: reverse pass holds several times that in intermediates, so it is kept moderate
+_JAC_BATCH_BYTES = 1 << 28
 
 
 # ----------------------------------------------------------------------------------------
@@ -1052,8 +1055,10 @@ def _check_2d_any(A, what: str):
     return A
 
 
-def _chunk_rows(chunk_size, n_in: int, n_out: int, N: int) -> int:
+def _chunk_rows(chunk_size, n_in: int, n_out: int, N: int, *, gpu: bool = False) -> int:
     if chunk_size is None:
+        if gpu:  # data already on the device: few, large chunks (each one syncs with the host)
+            return int(max(256, min(_CHUNK_BYTES_GPU // (8 * (n_in + n_out)), 65536)))
         c = _CHUNK_BYTES // (8 * (n_in + n_out))
         return int(max(256, min(c, 8192)))
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)):
@@ -1171,7 +1176,8 @@ def fit_linear(
         raise FastinvError("Y has no rows; pass at least one sample")
     n_out = X.shape[1]
     ridge = _check_ridge(ridge)
-    chunk = _chunk_rows(chunk_size, n_in, n_out, N)
+    gpu = _is_tensor(Y) and Y.device.type != "cpu"
+    chunk = _chunk_rows(chunk_size, n_in, n_out, N, gpu=gpu)
     mask = _holdout_mask(N, holdout, seed)
     if _is_tensor(Y):
         acc = MomentAccumulator(n_in, n_out, backend="torch", device=Y.device)
@@ -1484,7 +1490,7 @@ def jacobians(model, Y, *, batch_size: int = 64, mode: str = "rev") -> np.ndarra
     Y : ndarray or torch.Tensor of shape (m, n)
         Probes.
     batch_size : int
-        Probes per vmapped call (capped so that one batch of Jacobians takes ≤ 1 GiB).
+        Probes per vmapped call (capped so that one batch of Jacobians takes ≤ 256 MiB).
     mode : {"rev", "fwd"}
         ``torch.func.jacrev`` (default) or ``jacfwd``.
 
@@ -1512,7 +1518,11 @@ def jacobians(model, Y, *, batch_size: int = 64, mode: str = "rev") -> np.ndarra
                     f"only {avail / 2**30:.1f} GiB are free; use mean_jacobian() or fewer probes"
                 )
             out = np.empty((m, k, n))
-        out[a : a + J.shape[0]] = J.to(torch.float64).cpu().numpy()
+        # cast while copying into ``out``: no float64 temporary of the whole batch
+        J = J.detach()
+        if J.dtype not in (torch.float32, torch.float64):  # bfloat16 etc.: no NumPy dtype
+            J = J.to(torch.float64)
+        out[a : a + J.shape[0]] = J.cpu().numpy()
     return out
 
 
@@ -1524,7 +1534,7 @@ def mean_jacobian(model, Y, *, batch_size: int = 64, mode: str = "rev") -> np.nd
     model : torch.nn.Module
     Y : ndarray or torch.Tensor of shape (m, n)
     batch_size : int
-        Probes per vmapped call (capped so that one batch of Jacobians takes ≤ 1 GiB).
+        Probes per vmapped call (capped so that one batch of Jacobians takes ≤ 256 MiB).
     mode : {"rev", "fwd"}
 
     Returns
