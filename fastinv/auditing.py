@@ -37,6 +37,10 @@ PARAM_ROWS = 4096
 #: n above which spectra of n x n matrices are taken by randomized top-k SVD
 FULL_SVD_MAX = 1024
 
+#: prefix of the arrays holding the on-data principal angles (largest angle per k) between
+#: C Σ_y^½ and B Σ_y^½; the plain angles are "angles_<ref>_<side>"
+ON_DATA_PREFIX = "angles_on_data_"
+
 
 @dataclass
 class AuditResult:
@@ -298,16 +302,16 @@ def audit(
     timings["references"] = time.perf_counter() - t1
 
     # distances where the data live: ‖(C − B) Σ_y^½‖_F / ‖B Σ_y^½‖_F, the RMS difference of
-    # the two estimators' outputs on the probe distribution, relative to B's
-    cov_y = np.cov(probes, rowvar=False).reshape(n, n)
-    w_y, Q_y = np.linalg.eigh(cov_y)
-    R_y = Q_y * np.sqrt(np.clip(w_y, 0, None))
+    # the two estimators' outputs on the probe distribution, relative to B's. The products
+    # M Σ_y^½ are formed once (n x n each) and reused for the on-data principal angles.
+    R_y = cov_sqrt(probes)
+    cmp_refs = {k: refs[k] for k in ("A_inv", "lmmse", best_tik) if k in refs}
+    CR = C @ R_y
+    BR = {name: B @ R_y for name, B in cmp_refs.items()}
     on_data = {
-        name: float(
-            np.linalg.norm((C - refs[name]) @ R_y) / max(np.linalg.norm(refs[name] @ R_y), 1e-300)
-        )
+        name: float(np.linalg.norm(CR - BR[name]) / max(np.linalg.norm(BR[name]), 1e-300))
         for name in ("A_inv", "lmmse")
-        if name in refs
+        if name in BR
     }
 
     # ---- errors on the same test set --------------------------------------------------------
@@ -344,8 +348,14 @@ def audit(
     def svd_fn(M, k):
         return svd_topk(M, k, full_threshold=full_svd_max, seed=seed)
 
-    cmp_refs = {k: refs[k] for k in ("A_inv", "lmmse", best_tik) if k in refs}
     cmpC = spectral.compare(C, svd, references=cmp_refs, ks=ks, topk=topk, svd_fn=svd_fn)
+    # the same references, compared where the probes vary: the left singular vectors of
+    # M Σ_y^½ are the principal components of the outputs M y over the probe distribution
+    # (Cov(M y) = M Σ_y Mᵀ), so these angles say whether C and B put their outputs on typical
+    # data in the same dominant directions; the plain angles above also weigh directions the
+    # probes never explore, where C is not determined (see :func:`output_angles`)
+    angles_data = output_angles(CR, BR, cmpC.ks, svd_fn=svd_fn, k_svd=topk)
+    del CR, BR
 
     phi = {"C": cmpC.phi, **filt, **cmpC.phi_refs}
     offdiag = {"C": float(cmpC.offdiag_share), **{k: 0.0 for k in filt}, **cmpC.ref_offdiag}
@@ -394,7 +404,20 @@ def audit(
             "rel_dist_to_lmmse_on_data": on_data.get("lmmse"),
             "offdiag_share": offdiag["C"],
         },
-        "comparison": cmpC.to_dict(),
+        "comparison": {
+            **cmpC.to_dict(),
+            "principal_angles_on_data": spectral._jsonable(
+                {
+                    "ks": list(cmpC.ks),
+                    "what": "left singular subspaces of M Σ_y^½ (principal components of "
+                    "the outputs M y over the probes)",
+                    **{
+                        key: {q: v for q, v in a.items() if q != "angles_deg"}
+                        for key, a in angles_data.items()
+                    },
+                }
+            ),
+        },
         "errors": errors,
         "references": ref_info,
         "filters": {
@@ -421,6 +444,10 @@ def audit(
         **{f"phi_{k}": v for k, v in phi.items()},
         "angles_ks": np.asarray(ks),
         **{f"angles_{k}": np.asarray(v) for k, v in cmpC.angles_arrays().items()},
+        **{
+            f"{ON_DATA_PREFIX}{key}": _per_k(a, "max_deg", cmpC.ks)
+            for key, a in angles_data.items()
+        },
         "picard_coef": np.mean(np.abs(Y_test @ U), axis=0),
         **jac_arrays,
     }
@@ -429,6 +456,82 @@ def audit(
         arrays[f"lambda_curve_{name}"] = np.asarray(cur.curve)
     verdict = make_verdict(metrics, s)
     return AuditResult(metrics=metrics, verdict=verdict, arrays=arrays)
+
+
+def cov_sqrt(Y: np.ndarray) -> np.ndarray:
+    """R = Σ^½ = Q diag(√w) of the sample covariance Σ = Q diag(w) Qᵀ of the rows of Y.
+
+    R Rᵀ = Σ, so ‖M R‖_F² = E‖M (y − ȳ)‖² over the rows and the left singular vectors of M R
+    are the principal components of M y (negative rounding-level eigenvalues are set to 0).
+    """
+    Y = np.asarray(Y, dtype=np.float64)
+    n = Y.shape[1]
+    w, Q = np.linalg.eigh(np.cov(Y, rowvar=False).reshape(n, n))
+    return Q * np.sqrt(np.clip(w, 0, None))
+
+
+def _per_k(a: dict, what: str, ks) -> np.ndarray:
+    """``a[what]`` (given for ``a["k"]``) laid out on ``ks``, NaN where missing."""
+    vals = dict(zip(a["k"], a[what], strict=True))
+    return np.array([vals.get(k, np.nan) for k in ks], dtype=float)
+
+
+def output_angles(CR, BR: dict, ks, *, svd_fn=None, k_svd: int | None = None) -> dict:
+    """Principal angles between the top-k principal components of two estimators' outputs.
+
+    With R_y = Σ_y^½ (Σ_y the covariance of the probes y), the left singular vectors of
+    M R_y are the eigenvectors of M Σ_y Mᵀ = Cov(M y): the principal components of the
+    outputs M y over the probe distribution. The angles between those top-k subspaces of
+    C R_y and of B R_y say whether C and B put their outputs on typical data in the same
+    dominant directions. Unlike the angles between the singular subspaces of C and B
+    themselves, they ignore what C does along directions in which the probes do not vary,
+    where a surrogate fitted from the probes is not determined.
+
+    Parameters
+    ----------
+    CR : ndarray of shape (n, m)
+        C R_y.
+    BR : dict of str -> ndarray of shape (n, m)
+        B R_y per reference B.
+    ks : sequence of int
+        Subspace dimensions; those beyond the numerical rank of either product are left out.
+    svd_fn : callable (M, k) -> (U, s, Vt[, info]), optional
+        Top-k SVD (default: full LAPACK SVD). C R_y is factorised once for all references.
+    k_svd : int, optional
+        Number of singular triplets asked of ``svd_fn`` (default max(ks) + 1, so that the
+        gap after the largest k is known).
+
+    Returns
+    -------
+    dict
+        Key "<ref>_left": :func:`fastinv.spectral.principal_angles` output (``k`` the
+        dimensions compared, ``max_deg``, ``mean_deg``, ``angles_deg``, ``gap_1`` of C R_y,
+        ``gap_2`` of B R_y).
+    """
+    ks = sorted({int(q) for q in np.atleast_1d(np.asarray(ks))})
+    # one triplet beyond max(ks) by default, for the spectral gap at the largest k
+    kk_svd = min(max(ks) + 1, min(CR.shape)) if k_svd is None else int(k_svd)
+
+    def top(X):
+        if svd_fn is None:
+            U, s, Vt = spectral._full_svd(np.asarray(X, dtype=np.float64))
+            return U[:, :kk_svd], s[:kk_svd], Vt[:kk_svd]
+        return spectral._call_svd_fn(svd_fn, X, kk_svd)[:3]
+
+    svd_c = top(CR)
+    rank_c = spectral._numrank(svd_c[1], CR.shape)
+    out = {}
+    for name, X in BR.items():
+        svd_b = top(X)
+        avail = min(rank_c, spectral._numrank(svd_b[1], X.shape))
+        kk = [q for q in ks if q <= avail]
+        if kk:
+            out[f"{name}_left"] = spectral.principal_angles(
+                None, None, kk, side="left", svd1=svd_c, svd2=svd_b
+            )
+        else:
+            out[f"{name}_left"] = {"side": "left", "k": [], "max_deg": [], "mean_deg": []}
+    return out
 
 
 def _weighted_rel(M, C, R):

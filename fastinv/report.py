@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fastinv.auditing import LABELS
+from fastinv.auditing import LABELS, ON_DATA_PREFIX
 from fastinv.io import save_figure, write_text
 
 
@@ -101,22 +101,39 @@ def make_plots(arrays: dict, out_dir: Path, *, history: dict | None = None) -> d
     ax.grid(True, which="both", alpha=0.3)
     save("picard", fig)
 
-    # 4. principal angles
+    # 4. principal angles: C's own top-k singular subspaces (left panel) and the top-k
+    # principal components of the outputs on the probe data, M Σ_y^½ (right panel)
     ks = arrays.get("angles_ks")
     if ks is not None and len(ks):
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        for key in sorted(k for k in arrays if k.startswith("angles_") and k != "angles_ks"):
-            v = np.asarray(arrays[key])
-            if v.shape != np.shape(ks):
-                continue
-            ax.plot(ks, v, "o-", ms=3, label=key[len("angles_") :].replace("_", " "))
-        ax.set_xscale("log")
-        ax.set_xlabel("k (dimension of the top-k singular subspace)")
-        ax.set_ylabel("largest principal angle (degrees)")
-        ax.set_ylim(-2, 92)
-        ax.set_title("Top-k singular subspaces of C against the references")
-        ax.legend(fontsize=8)
-        ax.grid(True, which="both", alpha=0.3)
+        plain = _angle_series(arrays, "angles_", np.shape(ks), exclude=ON_DATA_PREFIX)
+        on_data = _angle_series(arrays, ON_DATA_PREFIX, np.shape(ks))
+        panels = [(plain, "Top-k singular subspaces of C against the references")]
+        if on_data:
+            panels.append(
+                (
+                    on_data,
+                    "Top-k principal components of the outputs\non the probe data (M Σ_y^½)",
+                )
+            )
+        fig, axes = plt.subplots(
+            1, len(panels), figsize=(7 * len(panels), 4.5), sharex=True, sharey=True, squeeze=False
+        )
+        refs = sorted({ref for series, _ in panels for ref, _, _ in series})
+        colors = {ref: f"C{i % 10}" for i, ref in enumerate(refs)}
+        for ax, (series, title) in zip(axes[0], panels, strict=True):
+            for ref, side, v in series:
+                ls = "--" if side == "right" else "-"
+                mk = "s" if side == "right" else "o"
+                # the on-data panel has left subspaces only: no side in its legend
+                label = _label(ref) + (f", {side}" if side and ax is axes[0, 0] else "")
+                ax.plot(ks, v, ls, marker=mk, ms=3, color=colors[ref], label=label)
+            ax.set_xscale("log")
+            ax.set_xlabel("k (dimension of the top-k subspace)")
+            ax.set_ylim(-2, 92)
+            ax.set_title(title, fontsize=10)
+            ax.legend(fontsize=8)
+            ax.grid(True, which="both", alpha=0.3)
+        axes[0, 0].set_ylabel("largest principal angle (degrees)")
         save("principal_angles", fig)
 
     # 5. training curve
@@ -134,6 +151,24 @@ def make_plots(arrays: dict, out_dir: Path, *, history: dict | None = None) -> d
         ax.grid(True, which="both", alpha=0.3)
         save("training", fig)
     return paths
+
+
+def _angle_series(arrays: dict, prefix: str, shape, exclude: str | None = None):
+    """[(reference, side, largest angle per k)] for the arrays "<prefix><ref>_<side>"."""
+    out = []
+    for key in sorted(arrays):
+        if not key.startswith(prefix) or key == "angles_ks":
+            continue
+        if exclude is not None and key.startswith(exclude):
+            continue
+        v = np.asarray(arrays[key], dtype=float)
+        if v.shape != shape:
+            continue
+        ref, _, side = key[len(prefix) :].rpartition("_")
+        if side not in ("left", "right"):
+            ref, side = key[len(prefix) :], ""
+        out.append((ref, side, v))
+    return out
 
 
 def _table(rows: list[tuple], header: tuple) -> str:
@@ -163,6 +198,84 @@ def _flat(d: dict, prefix: str = "") -> list[tuple[str, object]]:
         else:
             out.append((f"{prefix}{k}", v))
     return out
+
+
+#: principal angles at a k where a spectrum's relative gap (σ_k − σ_(k+1))/σ_1 is below
+#: this are marked as ill-determined in the report
+ANGLE_GAP_FLAG = 0.01
+
+
+def _angles_section(comp: dict) -> list[str]:
+    """Largest principal angles per k: C's own singular subspaces and its outputs on the data."""
+    plain = comp.get("principal_angles") or {}
+    on_data = comp.get("principal_angles_on_data") or {}
+    ks = list(plain.get("ks") or on_data.get("ks") or [])
+    if not ks:
+        return []
+
+    flagged = []
+
+    def row(ref, what, a):
+        kk = a.get("k") or []
+        vals = dict(zip(kk, a.get("max_deg") or [], strict=True))
+        gaps = {}
+        for g in (a.get("gap_1"), a.get("gap_2")):
+            for k, v in zip(kk, g or [None] * len(kk), strict=True):
+                if v is not None:
+                    gaps[k] = min(gaps.get(k, np.inf), v)
+        cells = []
+        for k in ks:
+            txt = _g(vals.get(k), 3)
+            if vals.get(k) is not None and gaps.get(k, np.inf) < ANGLE_GAP_FLAG:
+                txt += " †"
+                flagged.append(k)
+            cells.append(txt)
+        return (LABELS.get(ref, ref), what, *cells)
+
+    refs = []
+    for d in (plain, on_data):
+        for key in d:
+            if key.endswith(("_left", "_right")):
+                ref = key.rpartition("_")[0]
+                if ref not in refs:
+                    refs.append(ref)
+    rows = []
+    for ref in refs:
+        for what, a in (
+            ("left singular (C, B)", plain.get(f"{ref}_left")),
+            ("right singular (C, B)", plain.get(f"{ref}_right")),
+            ("outputs on the data (C Σ_y^½, B Σ_y^½)", on_data.get(f"{ref}_left")),
+        ):
+            if a is not None:
+                rows.append(row(ref, what, a))
+    return [
+        "## Principal angles (largest, degrees)",
+        "",
+        "Largest principal angle between the top-k subspaces of C and of each reference B "
+        "(0°: the same subspace; 90°: some direction of one is orthogonal to the other). "
+        "'left/right singular': the singular subspaces of C and B themselves (outputs/inputs). "
+        "'outputs on the data': the left singular subspaces of C Σ_y^½ and B Σ_y^½, i.e. the "
+        "top-k principal components of the outputs C y and B y over the probe distribution "
+        "(Cov(M y) = M Σ_y Mᵀ).",
+        "",
+        "C is fitted from the probes, so it is determined only along the directions in which "
+        "the probes vary. Its largest singular values can sit in directions where Σ_y is near "
+        "zero; the singular-subspace angles can then be near 90° while the angles of the "
+        "outputs on the data are small. '–': k beyond the numerical rank of either matrix.",
+        "",
+        _table(rows, ("reference", "subspaces", *(f"k = {k}" for k in ks))),
+        "",
+    ] + (
+        [
+            f"† the top-k subspace of one of the two matrices is ill-determined: the relative "
+            f"gap (σ_k − σ_(k+1))/σ_1 of its spectrum is below {ANGLE_GAP_FLAG:g}, so a small "
+            "perturbation (sampling noise in Σ_y, the fit's own error) can turn it by a large "
+            "angle (Davis–Kahan/Wedin: sin θ ≤ ‖E‖/gap); read those angles as unreliable.",
+            "",
+        ]
+        if flagged
+        else []
+    )
 
 
 def render_markdown(metrics: dict, verdict: list[str], plots: dict[str, Path], title: str) -> str:
@@ -220,6 +333,7 @@ def render_markdown(metrics: dict, verdict: list[str], plots: dict[str, Path], t
             _table(rows, ("reference", "RMS difference φ_C − φ_ref", "ref. off-diagonal share")),
             "",
         ]
+    lines += _angles_section(metrics.get("comparison") or {})
     jac = metrics.get("jacobians") or {}
     if jac:
         lines += ["## Jacobians of the network", ""]

@@ -836,3 +836,14 @@ def smooth_signals(rng, N, n, corr=6.0):
     i = np.arange(n)
     K = np.exp(-((i[:, None] - i[None, :]) ** 2) / (2 * corr**2))
     return rng.standard_normal((N, n)) @ K.T / np.sqrt(K.sum(axis=1))[None, :]
+
+
+def naive_output_pc_angles(M1, M2, cov, k):
+    """Angles (radians, descending) between the top-k eigenvectors of M1 Σ M1ᵀ and M2 Σ M2ᵀ:
+    the leading principal components of the outputs M y for Cov(y) = Σ."""
+
+    def top(M):
+        w, Q = np.linalg.eigh(M @ cov @ M.T)
+        return Q[:, np.argsort(w)[::-1][:k]]
+
+    return sla.subspace_angles(top(M1), top(M2))

@@ -1,13 +1,17 @@
 """The audit's claims, each checked on a case where the answer is known (SCIENCE.md)."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
+from naive import naive_output_pc_angles
 
 import fastinv
-from fastinv import estimators
-from fastinv.auditing import audit
+from fastinv import estimators, spectral
+from fastinv.auditing import ON_DATA_PREFIX, audit, cov_sqrt, output_angles
 from fastinv.errors import FastinvError
+from fastinv.io import to_jsonable
 
 
 def _affine_module(M, c):
@@ -219,3 +223,127 @@ def test_filter_reference_errors_match_dense_matrices(shaw16):
             continue
         dense = np.linalg.norm(Yt @ M.T - Xt) / np.linalg.norm(Xt)
         assert res.metrics["errors"][name] == pytest.approx(dense, rel=1e-9), name
+
+
+# --------------------------------------------------------------------------------------------
+# principal angles of the outputs on the probe data (C Σ_y^½ against B Σ_y^½)
+
+
+def test_output_angles_against_naive():
+    """Left singular subspaces of M Σ_y^½ = top eigenvectors of M Σ_y Mᵀ (eigh, subspace_angles)."""
+    rng = np.random.default_rng(7)
+    n, N = 14, 400
+    Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    Y = rng.standard_normal((N, n)) @ (Q * np.logspace(0, -2, n)).T + 3.0
+    C, B1, B2 = (rng.standard_normal((n, n)) for _ in range(3))
+    R = cov_sqrt(Y)
+    np.testing.assert_allclose(R @ R.T, np.cov(Y, rowvar=False), atol=1e-13)
+    ks = [1, 2, 3, 6, 10]
+    out = output_angles(C @ R, {"B1": B1 @ R, "B2": B2 @ R, "C": C @ R}, ks)
+    assert set(out) == {"B1_left", "B2_left", "C_left"}
+    cov = np.cov(Y, rowvar=False)
+    for name, B in (("B1", B1), ("B2", B2)):
+        a = out[f"{name}_left"]
+        assert a["k"] == ks and a["side"] == "left"
+        for j, k in enumerate(ks):
+            ref = np.degrees(naive_output_pc_angles(C, B, cov, k))
+            np.testing.assert_allclose(a["angles_deg"][j], ref, rtol=0, atol=1e-8)
+            assert a["max_deg"][j] == pytest.approx(ref.max(), abs=1e-8)
+        assert max(a["max_deg"]) > 10  # a non-trivial comparison
+    assert max(out["C_left"]["max_deg"]) < 1e-6
+    # a top-k SVD function gives the same angles
+    via_fn = output_angles(
+        C @ R, {"B1": B1 @ R}, ks, svd_fn=lambda M, k: np.linalg.svd(M), k_svd=10
+    )
+    np.testing.assert_allclose(via_fn["B1_left"]["max_deg"], out["B1_left"]["max_deg"], atol=1e-8)
+
+
+def test_output_angles_ignore_what_the_probes_never_explore():
+    """C = B + E with E acting only where Σ_y is ~0: the plain angles are large, C's outputs
+    on the data have the same principal components as B's."""
+    rng = np.random.default_rng(3)
+    n, d, N = 12, 5, 300
+    P, _ = np.linalg.qr(rng.standard_normal((n, d)))  # the explored subspace
+    Y = rng.standard_normal((N, d)) @ P.T + 1e-9 * rng.standard_normal((N, n))
+    B = estimators.tikhonov(fastinv.make_operator("shaw", n).A, 1e-3)
+    E = rng.standard_normal((n, n)) @ (np.eye(n) - P @ P.T)
+    C = B + 10 * np.linalg.norm(B, 2) * E / np.linalg.norm(E, 2)
+    ks = [1, 2, 3, 5]
+    plain = spectral.principal_angles(C, B, ks, side="left")
+    assert max(plain["max_deg"]) > 45
+    R = cov_sqrt(Y)
+    # on the data C and B are nearly the same map ...
+    assert np.linalg.norm((C - B) @ R) < 1e-6 * np.linalg.norm(B @ R)
+    on = output_angles(C @ R, {"B": B @ R}, ks)["B_left"]
+    assert on["k"] == ks
+    assert max(on["max_deg"]) < 1e-3
+    # ... beyond the explored dimension d the principal components are noise: the gap says so
+    assert on["gap_2"][-1] > 1e-3  # a clear gap after the d-th component
+
+
+def test_audit_writes_on_data_angles_and_the_report(shaw16, tmp_path):
+    from fastinv.report import _angle_series, write_report
+
+    op, X, Y, Xt, Yt, prior = shaw16
+    noise = {"level": 0.01, "type": "relative"}
+    from fastinv.auditing import noise_covariance
+
+    nv = noise_covariance(noise, op.A, prior.mean(), prior.cov())
+    Cl, bl = estimators.lmmse(op.A, prior.mean(), prior.cov(), nv)
+    res = audit(
+        _affine_module(Cl, bl), op, probes=Y, test=(Yt, Xt), prior=prior, noise=noise, n_jacobian=0
+    )
+    comp = res.metrics["comparison"]
+    od = comp["principal_angles_on_data"]
+    ks = od["ks"]
+    assert ks == comp["principal_angles"]["ks"] == list(res.arrays["angles_ks"])
+    refs = {"A_inv", "lmmse", "tikhonov_oracle"}
+    assert {k for k in od if k.endswith("_left")} == {f"{r}_left" for r in refs}
+    assert not any(k.endswith("_right") for k in od)
+    for r in refs:
+        a = od[f"{r}_left"]
+        assert set(a) >= {"k", "max_deg", "mean_deg", "gap_1", "gap_2"}
+        assert "angles_deg" not in a
+        v = res.arrays[f"{ON_DATA_PREFIX}{r}_left"]
+        assert v.shape == (len(ks),)
+        got = dict(zip(a["k"], a["max_deg"], strict=True))
+        np.testing.assert_array_equal(v, [got.get(k, np.nan) for k in ks])
+    json.dumps(to_jsonable(res.metrics), allow_nan=False)
+    # C is the LMMSE matrix: its outputs have LMMSE's principal components
+    assert max(od["lmmse_left"]["max_deg"][:3]) < 1e-3
+    # A⁻¹'s outputs on the data are dominated by the noise it amplifies along A's smallest
+    # singular directions: orthogonal to the leading components of C's outputs
+    assert min(od["A_inv_left"]["max_deg"][:3]) > 80
+    # the audit's numbers are the naive ones, from its own C and the probes (near 90° the
+    # naive eigenvectors of the squared, ill-conditioned M Σ_y Mᵀ are good to ~1e-4°)
+    C = res.arrays["C"]
+    A_inv = estimators.pinv(op.A, svd=op.svd)  # the same matrix as the audit's
+    cov = np.cov(Y, rowvar=False)
+    for j, k in enumerate(od["A_inv_left"]["k"][:4]):
+        ref = np.degrees(naive_output_pc_angles(C, A_inv, cov, k)).max()
+        assert od["A_inv_left"]["max_deg"][j] == pytest.approx(ref, abs=1e-3)
+    # the plain-angle panel does not pick the on-data arrays up a second time
+    plain = _angle_series(res.arrays, "angles_", (len(ks),), exclude=ON_DATA_PREFIX)
+    assert {(r, s) for r, s, _ in plain} == {(r, s) for r in refs for s in ("left", "right")}
+    paths = write_report(tmp_path, res.metrics, res.verdict, res.arrays)
+    assert paths["principal_angles.png"].stat().st_size > 10_000
+    md = (tmp_path / "report.md").read_text()
+    assert "## Principal angles" in md and "outputs on the data" in md
+    assert "Principal angles" in (tmp_path / "report.html").read_text()
+
+
+def test_report_flags_angles_of_ill_determined_subspaces():
+    from fastinv.report import ANGLE_GAP_FLAG, _angles_section
+
+    def angles(gap):
+        return {"k": [1, 2], "max_deg": [10.0, 20.0], "gap_1": [0.5, gap], "gap_2": [0.4, 0.3]}
+
+    def section(gap):
+        comp = {"principal_angles": {"ks": [1, 2], "lmmse_left": angles(gap)}}
+        return "\n".join(_angles_section(comp)).splitlines()
+
+    assert not any("†" in line for line in section(0.2))
+    blunt = section(ANGLE_GAP_FLAG / 2)
+    row = next(line for line in blunt if line.startswith("| LMMSE"))
+    assert row.split("|")[3].strip() == "10" and row.split("|")[4].strip() == "20 †"
+    assert any(line.startswith("† ") for line in blunt)
