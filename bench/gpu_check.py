@@ -46,10 +46,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = 1.5  # fastinv time / bare-products bound
-BUDGET_S = {"environment": 30, "tests": 240, "fit_linear": 90, "rsvd": 90, "scaling": 120,
-            "train": 60}
-NO_CUDA = ("error: no CUDA device (torch.cuda.is_available() is False); run with --device cpu "
-           "for a smoke test")
+BUDGET_S = {
+    "environment": 30,
+    "tests": 240,
+    "fit_linear": 90,
+    "rsvd": 90,
+    "scaling": 120,
+    "train": 60,
+}
+NO_CUDA = (
+    "error: no CUDA device (torch.cuda.is_available() is False); run with --device cpu "
+    "for a smoke test"
+)
 
 
 class OverBudget(Exception):
@@ -95,8 +103,10 @@ def step(ctx: Ctx, rec: dict, key: str, fn):
     try:
         out = fn()
     except Exception as exc:  # noqa: BLE001 - every failure is recorded, the run goes on
-        steps[key] = {"error": f"{type(exc).__name__}: {exc}"[:2000],
-                      "traceback": traceback.format_exc()[-3000:]}
+        steps[key] = {
+            "error": f"{type(exc).__name__}: {exc}"[:2000],
+            "traceback": traceback.format_exc()[-3000:],
+        }
         return None
     steps[key] = out if isinstance(out, dict) else {"value": out}
     return out
@@ -159,12 +169,14 @@ def part_tests(ctx: Ctx, rec: dict) -> None:
     timeout = max(10.0, ctx.left())
     rec["timeout_s"] = round(timeout)
     try:
-        p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
-                           timeout=timeout)
+        p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
         out, rec["returncode"] = p.stdout + p.stderr, p.returncode
     except subprocess.TimeoutExpired as exc:
-        out = (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) \
+        out = (
+            (exc.stdout or b"").decode(errors="replace")
+            if isinstance(exc.stdout, bytes)
             else (exc.stdout or "")
+        )
         rec["returncode"] = None
         rec["error"] = f"pytest timed out after {timeout:.0f} s"
     lines = out.splitlines()
@@ -201,6 +213,7 @@ def part_fit_linear(ctx: Ctx, rec: dict) -> None:
         def f():
             L = torch.linalg.cholesky(Yc.T @ Yc)
             hold[key] = torch.cholesky_solve(Yc.T @ Xc, L)
+
         return f
 
     step(ctx, rec, "bound_fp64", lambda: ctx.timeit(bound(Yc, Xc, "W")))
@@ -210,9 +223,13 @@ def part_fit_linear(ctx: Ctx, rec: dict) -> None:
         C = torch.from_numpy(fit.C).to(dev)
         b = torch.from_numpy(fit.b).to(dev)
         b_ref = xm - W.T @ ym
-        return {"C_rel_diff": float(torch.linalg.norm(C - W.T) / torch.linalg.norm(W)),
-                "b_rel_diff": float(torch.linalg.norm(b - b_ref) / torch.linalg.norm(b_ref)),
-                "fit_method": fit.method, "fit_cond": fit.cond, "fit_r2": fit.r2}
+        return {
+            "C_rel_diff": float(torch.linalg.norm(C - W.T) / torch.linalg.norm(W)),
+            "b_rel_diff": float(torch.linalg.norm(b - b_ref) / torch.linalg.norm(b_ref)),
+            "fit_method": fit.method,
+            "fit_cond": fit.cond,
+            "fit_r2": fit.r2,
+        }
 
     acc = step(ctx, rec, "accuracy", accuracy)
     rec["C_rel_diff"] = acc["C_rel_diff"] if acc else None
@@ -232,10 +249,12 @@ def part_fit_linear(ctx: Ctx, rec: dict) -> None:
     def peer():
         def f():
             hold["P"] = torch.linalg.lstsq(Yc, Xc, driver=driver).solution
+
         out = ctx.timeit(f)
         out["driver"] = driver
-        out["rel_diff_vs_bound"] = float(torch.linalg.norm(hold["P"] - hold["W"])
-                                         / torch.linalg.norm(hold["W"]))
+        out["rel_diff_vs_bound"] = float(
+            torch.linalg.norm(hold["P"] - hold["W"]) / torch.linalg.norm(hold["W"])
+        )
         return out
 
     step(ctx, rec, "peer_lstsq", peer)
@@ -256,8 +275,9 @@ def part_rsvd(ctx: Ctx, rec: dict) -> None:
     n = ctx.args.n if ctx.cuda and not ctx.args.quick else min(ctx.args.n, 1024)
     k = min(128, n // 4)
     l = k + 10
-    rec.update(n=n, k=k, n_oversamples=10, l=l, dtype="float64", target=TARGET,
-               spectrum="s_i = 1/i")
+    rec.update(
+        n=n, k=k, n_oversamples=10, l=l, dtype="float64", target=TARGET, spectrum="s_i = 1/i"
+    )
     g = torch.Generator(device=dev).manual_seed(0)
     U, _ = torch.linalg.qr(torch.randn(n, n, generator=g, device=dev, dtype=f64))
     V, _ = torch.linalg.qr(torch.randn(n, n, generator=g, device=dev, dtype=f64))
@@ -273,50 +293,76 @@ def part_rsvd(ctx: Ctx, rec: dict) -> None:
 
     def thin_ops():
         B = X0.clone()
-        return {"lu_factor_s": ctx.timeit(lambda: torch.linalg.lu_factor(B))["median_s"],
-                "qr_s": ctx.timeit(lambda: torch.linalg.qr(B))["median_s"],
-                "svd_s": ctx.timeit(lambda: torch.linalg.svd(B, full_matrices=False))["median_s"],
-                "note": f"one factorisation of an ({n}, {l}) block, for context"}
+        return {
+            "lu_factor_s": ctx.timeit(lambda: torch.linalg.lu_factor(B))["median_s"],
+            "qr_s": ctx.timeit(lambda: torch.linalg.qr(B))["median_s"],
+            "svd_s": ctx.timeit(lambda: torch.linalg.svd(B, full_matrices=False))["median_s"],
+            "note": f"one factorisation of an ({n}, {l}) block, for context",
+        }
 
     step(ctx, rec, "thin_ops", thin_ops)
     rows = rec.setdefault("rows", [])
     hold: dict = {}
     for q in (2, 7):
+
         def prods(q=q):
             Xb = X0
             for _ in range(q + 1):
                 Xb = M.T @ (M @ Xb)
+
         b = step(ctx, rec, f"bound_q{q}", lambda: ctx.timeit(prods))
 
         def peer(q=q):
             def f():
                 torch.manual_seed(0)
                 hold["peer"] = torch.svd_lowrank(M, q=l, niter=q)
+
             out = ctx.timeit(f)
             out["max_rel_err"] = err(hold["peer"][1])
             return out
+
         p = step(ctx, rec, f"peer_svd_lowrank_q{q}", peer)
         for method, est in (("hmt", True), ("hmt", False), ("block_krylov", False)):
+
             def run(q=q, method=method, est=est):
                 def f():
-                    hold["r"] = fastinv.rsvd(M, k, n_oversamples=10, n_iter=q, method=method,
-                                             seed=0, estimate_error=est)
+                    hold["r"] = fastinv.rsvd(
+                        M, k, n_oversamples=10, n_iter=q, method=method, seed=0, estimate_error=est
+                    )
+
                 out = ctx.timeit(f)
                 r = hold["r"]
-                out.update(max_rel_err=err(r.s), n_passes=r.n_passes, method_used=r.method,
-                           n_iter_used=r.n_iter, notes=r.notes, device=r.device)
+                out.update(
+                    max_rel_err=err(r.s),
+                    n_passes=r.n_passes,
+                    method_used=r.method,
+                    n_iter_used=r.n_iter,
+                    notes=r.notes,
+                    device=r.device,
+                )
                 return out
+
             o = step(ctx, rec, f"rsvd_q{q}_{method}_est{int(est)}", run) or {}
             t = o.get("median_s")
             t_b = b["median_s"] if b else None
             rr = ratio(t, t_b)
-            rows.append({"n_iter": q, "method": method, "estimate_error": est, "t_s": t,
-                         "bound_s": t_b, "t_over_bound": rr, "met": None if rr is None
-                         else rr <= TARGET, "peer_s": p["median_s"] if p else None,
-                         "peer_over_t": ratio(p["median_s"] if p else None, t),
-                         "err": o.get("max_rel_err"), "err_peer": p["max_rel_err"] if p
-                         else None, "n_passes": o.get("n_passes"),
-                         "n_iter_used": o.get("n_iter_used")})
+            rows.append(
+                {
+                    "n_iter": q,
+                    "method": method,
+                    "estimate_error": est,
+                    "t_s": t,
+                    "bound_s": t_b,
+                    "t_over_bound": rr,
+                    "met": None if rr is None else rr <= TARGET,
+                    "peer_s": p["median_s"] if p else None,
+                    "peer_over_t": ratio(p["median_s"] if p else None, t),
+                    "err": o.get("max_rel_err"),
+                    "err_peer": p["max_rel_err"] if p else None,
+                    "n_passes": o.get("n_passes"),
+                    "n_iter_used": o.get("n_iter_used"),
+                }
+            )
 
 
 def part_scaling(ctx: Ctx, rec: dict) -> None:
@@ -332,26 +378,45 @@ def part_scaling(ctx: Ctx, rec: dict) -> None:
             raise OverBudget(f"time budget spent after: {msg}")
 
     # svd_full (a dense O(n^3) SVD) only below the largest n: it is the costliest stage
-    runs = [("fit_linear+rsvd", ["fit_linear", "rsvd"], ns),
-            ("svd_full", ["svd_full"], ns[:-1] if len(ns) > 1 else ns)]
+    runs = [
+        ("fit_linear+rsvd", ["fit_linear", "rsvd"], ns),
+        ("svd_full", ["svd_full"], ns[:-1] if len(ns) > 1 else ns),
+    ]
     rec.update(ns=ns, samples_per_n=2, repeats=3, log=lines, tables={})
     for name, stages, sizes in runs:
+
         def run(stages=stages, sizes=sizes, name=name):
-            res = scaling(sizes, stages, repeats=3, samples_per_n=2, device=ctx.dev.type,
-                          out=Path(ctx.args.out) / f"scaling_{name.replace('+', '_')}",
-                          plot=False, log=log)
+            res = scaling(
+                sizes,
+                stages,
+                repeats=3,
+                samples_per_n=2,
+                device=ctx.dev.type,
+                out=Path(ctx.args.out) / f"scaling_{name.replace('+', '_')}",
+                plot=False,
+                log=log,
+            )
             rec["tables"][name] = res.to_markdown()
             d = res.to_dict()
             d.pop("machine", None)
             return d
+
         step(ctx, rec, name, run)
 
 
 def part_train(ctx: Ctx, rec: dict) -> None:
     from fastinv.pipeline import RunConfig, run_experiment
 
-    cfg = RunConfig(operator="shaw", n=64, samples=512, test_samples=256, probes=256, epochs=2,
-                    device=str(ctx.dev), n_jacobian=4)
+    cfg = RunConfig(
+        operator="shaw",
+        n=64,
+        samples=512,
+        test_samples=256,
+        probes=256,
+        epochs=2,
+        device=str(ctx.dev),
+        n_jacobian=4,
+    )
     rec["config"] = cfg.to_dict()
     tmp = Path(tempfile.mkdtemp(prefix="fastinv_gpu_check_"))
     try:
@@ -368,9 +433,14 @@ def part_train(ctx: Ctx, rec: dict) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-PARTS = [("environment", part_environment), ("fit_linear", part_fit_linear),
-         ("rsvd", part_rsvd), ("scaling", part_scaling), ("train", part_train),
-         ("tests", part_tests)]
+PARTS = [
+    ("environment", part_environment),
+    ("fit_linear", part_fit_linear),
+    ("rsvd", part_rsvd),
+    ("scaling", part_scaling),
+    ("train", part_train),
+    ("tests", part_tests),
+]
 
 
 # ---------------------------------------------------------------------------- output
@@ -419,36 +489,60 @@ def table(head: list[str], rows: list[list]) -> list[str]:
 
 
 def step_errors(rec: dict) -> list[str]:
-    return [f"- step `{k}`: {v.get('error') or v.get('skipped')}"
-            for k, v in rec.get("steps", {}).items() if "error" in v or "skipped" in v]
+    return [
+        f"- step `{k}`: {v.get('error') or v.get('skipped')}"
+        for k, v in rec.get("steps", {}).items()
+        if "error" in v or "skipped" in v
+    ]
 
 
 def markdown(res: dict) -> str:
     env = res.get("environment", {})
-    L = ["# fastinv GPU check", "",
-         f"Machine: {env.get('device_name', '?')} ({env.get('memory_total_GiB', '?')} GiB), "
-         f"torch {env.get('torch', '?')} (CUDA {env.get('torch_cuda')}), numpy "
-         f"{env.get('numpy', '?')}, scipy {env.get('scipy', '?')}; device `{env.get('device')}`;"
-         f" TF32 matmul {env.get('allow_tf32')}. Date: {env.get('date_utc', '?')}.", "",
-         f"Command: `{res['meta']['command']}`. Times: median of 3 after one warm-up, seconds.",
-         ""]
+    L = [
+        "# fastinv GPU check",
+        "",
+        f"Machine: {env.get('device_name', '?')} ({env.get('memory_total_GiB', '?')} GiB), "
+        f"torch {env.get('torch', '?')} (CUDA {env.get('torch_cuda')}), numpy "
+        f"{env.get('numpy', '?')}, scipy {env.get('scipy', '?')}; device `{env.get('device')}`;"
+        f" TF32 matmul {env.get('allow_tf32')}. Date: {env.get('date_utc', '?')}.",
+        "",
+        f"Command: `{res['meta']['command']}`. Times: median of 3 after one warm-up, seconds.",
+        "",
+    ]
     if env.get("device") == "cpu":
         L += ["**CPU smoke test**: timings and ratios say nothing about the GPU.", ""]
     for name, _ in PARTS:
         rec = res.get(name)
         if rec is None:
             continue
-        L += [f"## {name}", "", f"Status: **{rec.get('status')}** "
-              f"({fmt(rec.get('part_wall_s'))} s)."]
+        L += [
+            f"## {name}",
+            "",
+            f"Status: **{rec.get('status')}** ({fmt(rec.get('part_wall_s'))} s).",
+        ]
         if rec.get("error"):
             L += ["", f"Error: `{str(rec['error']).splitlines()[-1][:300]}`"]
         if rec.get("reason"):
             L += ["", f"Skipped: {rec['reason']}."]
         L.append("")
         if name == "environment":
-            keys = ["date_utc", "device_name", "capability", "memory_total_GiB",
-                    "memory_free_GiB", "torch", "torch_cuda", "numpy", "scipy", "numba",
-                    "fastinv", "python", "allow_tf32_before", "allow_tf32", "cpu_count"]
+            keys = [
+                "date_utc",
+                "device_name",
+                "capability",
+                "memory_total_GiB",
+                "memory_free_GiB",
+                "torch",
+                "torch_cuda",
+                "numpy",
+                "scipy",
+                "numba",
+                "fastinv",
+                "python",
+                "allow_tf32_before",
+                "allow_tf32",
+                "cpu_count",
+            ]
             L += table(["key", "value"], [[k, rec.get(k)] for k in keys if k in rec])
         elif name == "tests":
             L += [f"Summary: `{rec.get('summary') or rec.get('reason')}`", ""]
@@ -456,33 +550,91 @@ def markdown(res: dict) -> str:
             if rec.get("failures") or rec.get("error"):
                 L += ["", "```", *rec.get("tail", [])[-25:], "```"]
         elif name == "fit_linear":
-            rows = [["fastinv.fit_linear", med(rec, "fastinv"), rec.get("fit_over_bound"),
-                     f"≤ {TARGET}", met(rec.get("met"))],
-                    ["bound fp64 (gram, cross, cholesky, cholesky_solve)",
-                     med(rec, "bound_fp64"), 1.0, "", ""],
-                    ["bound fp32 (same ops)", med(rec, "bound_fp32"),
-                     rec.get("fp32_over_fp64_bound"), "", ""],
-                    ["peer torch.linalg.lstsq (gels)", med(rec, "peer_lstsq"),
-                     rec.get("peer_over_fit"), "(ratio: peer / fastinv)", ""]]
+            rows = [
+                [
+                    "fastinv.fit_linear",
+                    med(rec, "fastinv"),
+                    rec.get("fit_over_bound"),
+                    f"≤ {TARGET}",
+                    met(rec.get("met")),
+                ],
+                [
+                    "bound fp64 (gram, cross, cholesky, cholesky_solve)",
+                    med(rec, "bound_fp64"),
+                    1.0,
+                    "",
+                    "",
+                ],
+                [
+                    "bound fp32 (same ops)",
+                    med(rec, "bound_fp32"),
+                    rec.get("fp32_over_fp64_bound"),
+                    "",
+                    "",
+                ],
+                [
+                    "peer torch.linalg.lstsq (gels)",
+                    med(rec, "peer_lstsq"),
+                    rec.get("peer_over_fit"),
+                    "(ratio: peer / fastinv)",
+                    "",
+                ],
+            ]
             L += [f"n = {rec.get('n')}, N = {rec.get('N')}, float64.", ""]
             L += table(["what", "time (s)", "ratio to bound", "target", "met"], rows)
             c = rec.get("C_rel_diff")
-            L += ["", f"C rel. diff vs bound: {fmt(c)} (target < 1e-8: "
-                  f"{met(None if c is None else c < 1e-8)})."]
+            L += [
+                "",
+                f"C rel. diff vs bound: {fmt(c)} (target < 1e-8: "
+                f"{met(None if c is None else c < 1e-8)}).",
+            ]
         elif name == "rsvd":
-            L += [f"n = {rec.get('n')}, k = {rec.get('k')}, l = {rec.get('l')}, "
-                  f"{rec.get('spectrum')}, float64; err = max rel. error of the top-k σ.", ""]
-            L += table(["q", "method", "err est", "t (s)", "bound (s)", "t/bound", "target",
-                        "met", "svd_lowrank (s)", "peer/t", "err", "err peer"],
-                       [[q_txt(r), r["method"], r["estimate_error"], r["t_s"],
-                         r["bound_s"], r["t_over_bound"], f"≤ {TARGET}", met(r["met"]),
-                         r["peer_s"], r["peer_over_t"], r["err"], r["err_peer"]]
-                        for r in rec.get("rows", [])])
+            L += [
+                f"n = {rec.get('n')}, k = {rec.get('k')}, l = {rec.get('l')}, "
+                f"{rec.get('spectrum')}, float64; err = max rel. error of the top-k σ.",
+                "",
+            ]
+            L += table(
+                [
+                    "q",
+                    "method",
+                    "err est",
+                    "t (s)",
+                    "bound (s)",
+                    "t/bound",
+                    "target",
+                    "met",
+                    "svd_lowrank (s)",
+                    "peer/t",
+                    "err",
+                    "err peer",
+                ],
+                [
+                    [
+                        q_txt(r),
+                        r["method"],
+                        r["estimate_error"],
+                        r["t_s"],
+                        r["bound_s"],
+                        r["t_over_bound"],
+                        f"≤ {TARGET}",
+                        met(r["met"]),
+                        r["peer_s"],
+                        r["peer_over_t"],
+                        r["err"],
+                        r["err_peer"],
+                    ]
+                    for r in rec.get("rows", [])
+                ],
+            )
             th = rec.get("steps", {}).get("thin_ops", {})
             if "qr_s" in th:
-                L += ["", f"Thin factorisations of one ({rec['n']}, {rec['l']}) block: "
-                      f"lu_factor {fmt(th['lu_factor_s'])} s, qr {fmt(th['qr_s'])} s, "
-                      f"svd {fmt(th['svd_s'])} s."]
+                L += [
+                    "",
+                    f"Thin factorisations of one ({rec['n']}, {rec['l']}) block: "
+                    f"lu_factor {fmt(th['lu_factor_s'])} s, qr {fmt(th['qr_s'])} s, "
+                    f"svd {fmt(th['svd_s'])} s.",
+                ]
         elif name == "scaling":
             for t_name, tab in rec.get("tables", {}).items():
                 L += [f"`{t_name}` (N = 2n):", "", tab.rstrip(), ""]
@@ -490,9 +642,18 @@ def markdown(res: dict) -> str:
                 L += ["```", *rec["log"], "```", ""]
         elif name == "train":
             m = rec.get("model") or {}
-            L += table(["wall (s)", "metrics.json", "device", "epochs run", "test rel. error"],
-                       [[rec.get("wall_s"), rec.get("metrics_json_exists"), m.get("device"),
-                         m.get("epochs_run"), m.get("test_rel_error")]])
+            L += table(
+                ["wall (s)", "metrics.json", "device", "epochs run", "test rel. error"],
+                [
+                    [
+                        rec.get("wall_s"),
+                        rec.get("metrics_json_exists"),
+                        m.get("device"),
+                        m.get("epochs_run"),
+                        m.get("test_rel_error"),
+                    ]
+                ],
+            )
         L += step_errors(rec) and ["", *step_errors(rec)]
         L.append("")
     return "\n".join(L) + "\n"
@@ -500,8 +661,10 @@ def markdown(res: dict) -> str:
 
 def write(out: Path, res: dict) -> str:
     md = markdown(res)
-    for fname, text in (("results.json", json.dumps(clean(res), indent=2) + "\n"),
-                        ("RESULTS_GPU.md", md)):
+    for fname, text in (
+        ("results.json", json.dumps(clean(res), indent=2) + "\n"),
+        ("RESULTS_GPU.md", md),
+    ):
         tmp = out / (fname + ".tmp")
         tmp.write_text(text)
         os.replace(tmp, out / fname)
@@ -510,14 +673,24 @@ def write(out: Path, res: dict) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=os.environ.get("OUT") or "./gpu_check_out",
-                    help="output folder (default: $OUT, else ./gpu_check_out)")
+    ap.add_argument(
+        "--out",
+        default=os.environ.get("OUT") or "./gpu_check_out",
+        help="output folder (default: $OUT, else ./gpu_check_out)",
+    )
     ap.add_argument("--n", type=int, default=8192, help="size of fit_linear and rsvd")
     ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
-    ap.add_argument("--quick", action="store_true",
-                    help="skip the tests, small rsvd and scaling sizes (smoke test)")
-    ap.add_argument("--budget", type=float, default=480.0,
-                    help="seconds after which no new work starts (default 480)")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="skip the tests, small rsvd and scaling sizes (smoke test)",
+    )
+    ap.add_argument(
+        "--budget",
+        type=float,
+        default=480.0,
+        help="seconds after which no new work starts (default 480)",
+    )
     args = ap.parse_args(argv)
     import torch
 
@@ -528,8 +701,14 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     ctx = Ctx(args, torch)
     t_start = time.perf_counter()
-    res: dict = {"meta": {"command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
-                          "args": vars(args), "target_ratio": TARGET, "budgets_s": BUDGET_S}}
+    res: dict = {
+        "meta": {
+            "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+            "args": vars(args),
+            "target_ratio": TARGET,
+            "budgets_s": BUDGET_S,
+        }
+    }
     for name, fn in PARTS:
         rec: dict = {"status": "running"}
         res[name] = rec
