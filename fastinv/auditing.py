@@ -254,7 +254,11 @@ def audit(
     for how, lv in lam.items():
         filt[f"tikhonov_{how}"] = estimators.filter_factors_tikhonov(s, lv)
         ref_info[f"tikhonov_{how}"] = {"lambda": lv, "chosen_by": how}
-    ks_tsvd = {"gcv": int(estimators.gcv_k(svd, Y_par).value)}
+    ks_tsvd = {}
+    try:  # GCV needs k <= m - 1: nothing to choose when m = 1
+        ks_tsvd["gcv"] = int(estimators.gcv_k(svd, Y_par).value)
+    except FastinvError as e:
+        notes.append(f"TSVD with k by GCV was not computed: {e}")
     if X_val is not None:
         ks_tsvd["oracle"] = int(estimators.oracle_k(svd, Y_val, X_val).value)
     for how, kv in ks_tsvd.items():
@@ -341,9 +345,11 @@ def audit(
     use_full = n <= full_svd_max
     topk = n if use_full else min(n, 256)
     if ks is None:
+        # k = n is left out: two n-dimensional subspaces of R^n coincide, angle 0 by definition
         ks = sorted(
-            {k for k in (1, 2, 5, 10, 20, 50, 100, 200) if k <= min(topk, n)} | {min(topk, n)}
-        )
+            {k for k in (1, 2, 5, 10, 20, 50, 100, 200) if k <= min(topk, n - 1)}
+            | ({topk} if topk < n else set())
+        ) or [1]  # n = 1: the one (trivial) subspace
 
     def svd_fn(M, k):
         return svd_topk(M, k, full_threshold=full_svd_max, seed=seed)

@@ -994,7 +994,10 @@ def oracle_lambda(A_or_svd, Y_val, X_val, *, lambdas=None, refine: bool = True) 
 
 def _k_grid(ks, kmax: int) -> np.ndarray:
     if kmax < 1:
-        raise FastinvError("A has numerical rank 0 (or too few measurements); no k can be chosen")
+        raise FastinvError(
+            f"no truncation k can be chosen: the candidates 1..{kmax} are empty (k is at most "
+            "the numerical rank of A, and at most m − 1 for GCV)"
+        )
     if ks is None:
         return np.arange(1, kmax + 1)
     g = np.unique(np.asarray(ks).ravel())

@@ -232,3 +232,16 @@ def test_run_writes_full_audit_for_other_operators(operator, tmp_path):
     assert len(m["verdict"]) >= 5
     for png in ("singular_values", "filter_factors", "picard", "principal_angles"):
         assert (out / f"{png}.png").stat().st_size > 10_000
+
+
+def test_run_with_n_1(tmp_path):
+    """The smallest problem still gives a report; what cannot be chosen is said in a note."""
+    out = tmp_path / "n1"
+    res = invoke(
+        ["run", "--operator", "identity", "--n", "1", "--samples", "200", "--epochs", "2",
+         "--jacobian-probes", "2", "--out", str(out), "-q"]
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert any("TSVD with k by GCV" in note for note in metrics["notes"])
+    assert (out / "report.md").exists()
