@@ -72,8 +72,9 @@ def test_affine_numpy_callable_without_jacobians(shaw16):
     assert any("Jacobians need a torch model" in s for s in res.metrics["notes"])
 
 
-def test_lmmse_network_is_reported_closest_to_lmmse(shaw16):
-    """A 'network' that is exactly the LMMSE estimator: distance to LMMSE ~ 0, best error."""
+@pytest.fixture(scope="module")
+def lmmse_audit(shaw16):
+    """The audit of a 'network' that is exactly the LMMSE estimator (no Jacobians)."""
     op, X, Y, Xt, Yt, prior = shaw16
     noise = {"level": 0.01, "type": "relative"}
     from fastinv.auditing import noise_covariance
@@ -83,6 +84,12 @@ def test_lmmse_network_is_reported_closest_to_lmmse(shaw16):
     res = audit(
         _affine_module(Cl, bl), op, probes=Y, test=(Yt, Xt), prior=prior, noise=noise, n_jacobian=0
     )
+    return res
+
+
+def test_lmmse_network_is_reported_closest_to_lmmse(lmmse_audit):
+    """A 'network' that is exactly the LMMSE estimator: distance to LMMSE ~ 0, best error."""
+    res = lmmse_audit
     sur = res.metrics["surrogate"]
     assert sur["rel_dist_to_lmmse"] < 1e-6
     assert sur["rel_dist_to_lmmse_on_data"] < 1e-6
@@ -281,18 +288,11 @@ def test_output_angles_ignore_what_the_probes_never_explore():
     assert on["gap_2"][-1] > 1e-3  # a clear gap after the d-th component
 
 
-def test_audit_writes_on_data_angles_and_the_report(shaw16, tmp_path):
+def test_audit_writes_on_data_angles_and_the_report(lmmse_audit, shaw16, tmp_path):
     from fastinv.report import _angle_series, write_report
 
+    res = lmmse_audit
     op, X, Y, Xt, Yt, prior = shaw16
-    noise = {"level": 0.01, "type": "relative"}
-    from fastinv.auditing import noise_covariance
-
-    nv = noise_covariance(noise, op.A, prior.mean(), prior.cov())
-    Cl, bl = estimators.lmmse(op.A, prior.mean(), prior.cov(), nv)
-    res = audit(
-        _affine_module(Cl, bl), op, probes=Y, test=(Yt, Xt), prior=prior, noise=noise, n_jacobian=0
-    )
     comp = res.metrics["comparison"]
     od = comp["principal_angles_on_data"]
     ks = od["ks"]
