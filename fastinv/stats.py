@@ -23,6 +23,8 @@ class Correlation:
     n: int
     partial_rho: float | None = None
     partial_on: str | None = None
+    #: independent units the interval resamples (runs when rows are grouped), else ``n``
+    n_groups: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -64,6 +66,7 @@ def correlate(
     names=("x", "y"),
     control=None,
     control_name=None,
+    groups=None,
     n_boot: int = 2000,
     level: float = 0.95,
     seed: int = 0,
@@ -76,12 +79,23 @@ def correlate(
         One value per model (NaN rows are dropped).
     control : array_like of shape (m,), optional
         A variable to partial out (e.g. the training-set size).
+    groups : array_like of shape (m,), optional
+        Rows with the same label are not independent (checkpoints of one training run): the
+        bootstrap then resamples whole groups (cluster bootstrap), so the interval reflects
+        the number of independent runs, not of rows. Fewer than 3 groups give no interval
+        (NaN). The p-value always assumes independent rows.
     """
     x, y = np.asarray(x, float), np.asarray(y, float)
     keep = np.isfinite(x) & np.isfinite(y)
     if control is not None:
         control = np.asarray(control, float)
         keep &= np.isfinite(control)
+    if groups is not None:
+        groups = np.asarray(groups)
+        if groups.shape != keep.shape:
+            raise FastinvError(
+                f"groups has shape {groups.shape} but x has {keep.shape}; one label per row"
+            )
     x, y = x[keep], y[keep]
     m = x.size
     if m < 3:
@@ -89,9 +103,17 @@ def correlate(
     rho = spearman(x, y)
     p = float(_st.spearmanr(x, y).pvalue) if np.isfinite(rho) else float("nan")
     rng = np.random.default_rng(seed)
-    boots = np.empty(n_boot)
-    for i in range(n_boot):
-        idx = rng.integers(0, m, m)
+    if groups is None:
+        members = None
+        n_units = m
+    else:
+        _, inv = np.unique(groups[keep], return_inverse=True)
+        members = [np.flatnonzero(inv == j) for j in range(int(inv.max()) + 1)]
+        n_units = len(members)
+    boots = np.full(n_boot if n_units >= 3 else 0, np.nan)
+    for i in range(boots.size):
+        pick = rng.integers(0, n_units, n_units)
+        idx = pick if members is None else np.concatenate([members[j] for j in pick])
         boots[i] = spearman(x[idx], y[idx])
     boots = boots[np.isfinite(boots)]
     a = (1 - level) / 2
@@ -99,4 +121,6 @@ def correlate(
     part = None
     if control is not None:
         part = partial_spearman(x, y, control[keep])
-    return Correlation(names[0], names[1], rho, float(lo), float(hi), p, m, part, control_name)
+    return Correlation(
+        names[0], names[1], rho, float(lo), float(hi), p, m, part, control_name, n_units
+    )

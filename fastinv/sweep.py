@@ -27,8 +27,9 @@ Notes
 -----
 Training uses a constant learning rate by default, so the checkpoint at epoch e is the model
 one would get by training for e epochs. The rows of one run (its checkpoints) are not
-independent observations; the bootstrap interval resamples rows and is therefore somewhat
-optimistic, which the summary says.
+independent observations, so the bootstrap interval resamples whole runs (a cluster
+bootstrap: its width reflects the number of runs, not of rows); the p-values of
+scipy.stats.spearmanr treat rows as independent and are optimistic, which the summary says.
 """
 
 from __future__ import annotations
@@ -957,6 +958,8 @@ def _correlations(rows: list[dict], samples: list[int], n_boot: int = 2000) -> l
 
     err = _col(rows, "err_net")
     control = _col(rows, "samples") if len(samples) > 1 else None
+    # checkpoints of one run are not independent: the intervals resample whole runs
+    runs = np.array([str(r.get("key")) for r in rows])
     skip = degenerate_columns(rows)
     out = []
     names = [m for m, _ in MEASURES if m not in skip]
@@ -972,6 +975,7 @@ def _correlations(rows: list[dict], samples: list[int], n_boot: int = 2000) -> l
                 names=("err_net", yname),
                 control=control,
                 control_name="samples" if control is not None else None,
+                groups=runs,
                 n_boot=n_boot,
             )
         except FastinvError:
@@ -1137,7 +1141,9 @@ def make_summary(rows: list[dict], correlations: list, refs: dict, cfg: dict) ->
         if n_ep > 1:
             lines.append(
                 f"The rows include {n_ep} checkpoints of each of the {k} runs; these are not "
-                "independent, so the bootstrap intervals (which resample rows) are optimistic."
+                "independent, so the bootstrap intervals resample whole runs (all checkpoints "
+                "of a run together; no interval with fewer than 3 runs), while the p-values "
+                "treat rows as independent and are optimistic."
             )
     lines.append(
         "This is an association across a family trained under controlled settings; it does not "
@@ -1513,16 +1519,16 @@ def summary_markdown(result: SweepResult, plots: dict[str, str]) -> str:
         "",
         *[f"- {s}" for s in result.summary],
         "",
-        "## Rank correlations (Spearman, 95 % bootstrap CI)",
+        "## Rank correlations (Spearman, 95 % bootstrap CI over runs)",
         "",
-        "| x | y | ρ | 95 % CI | p | partial ρ (control) | rows |",
-        "|---|---|---|---|---|---|---|",
+        "| x | y | ρ | 95 % CI | p (rows as independent) | partial ρ (control) | rows | runs |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for c in result.correlations:
         part = "—" if c.partial_rho is None else f"{_f(c.partial_rho, 3)} ({c.partial_on})"
         lines.append(
             f"| {c.x} | {c.y} | {_f(c.rho, 3)} | [{_f(c.ci_low, 3)}, "
-            f"{_f(c.ci_high, 3)}] | {_f(c.p_value, 2)} | {part} | {c.n} |"
+            f"{_f(c.ci_high, 3)}] | {_f(c.p_value, 2)} | {part} | {c.n} | {c.n_groups} |"
         )
     lines += [
         "",

@@ -74,3 +74,28 @@ def test_correlate_control_nan_and_too_few(rng):
     assert not correlate(u, v, n_boot=500).excludes_zero  # fixed rng: deterministic
     with pytest.raises(FastinvError, match="at least 3"):
         correlate([1.0, 2.0], [2.0, 1.0])
+
+
+def test_cluster_bootstrap_counts_runs_not_rows(rng):
+    """5 identical checkpoints of each of 8 runs: resampling runs gives exactly the interval of
+    the 8 distinct rows (Spearman is unchanged by replicating every point), while resampling
+    rows pretends there are 40 independent models and narrows the interval."""
+    x = rng.standard_normal(8)
+    y = x + rng.standard_normal(8)
+    rep = 5
+    xr, yr, runs = np.repeat(x, rep), np.repeat(y, rep), np.repeat(np.arange(8), rep)
+    one = correlate(x, y, n_boot=400, seed=1)
+    clustered = correlate(xr, yr, groups=runs, n_boot=400, seed=1)
+    rows = correlate(xr, yr, n_boot=400, seed=1)
+    assert clustered.rho == pytest.approx(one.rho)
+    assert (clustered.ci_low, clustered.ci_high) == pytest.approx((one.ci_low, one.ci_high))
+    assert (clustered.n, clustered.n_groups, rows.n_groups) == (40, 8, 40)
+    assert rows.ci_high - rows.ci_low < 0.8 * (clustered.ci_high - clustered.ci_low)
+    # one group per row is the plain bootstrap, draw for draw
+    plain = correlate(xr, yr, groups=np.arange(40), n_boot=400, seed=1)
+    assert (plain.ci_low, plain.ci_high) == (rows.ci_low, rows.ci_high)
+    # fewer than 3 independent runs: no interval
+    two = correlate(xr, yr, groups=runs % 2, n_boot=100)
+    assert np.isnan(two.ci_low) and np.isnan(two.ci_high) and two.n_groups == 2
+    with pytest.raises(FastinvError, match="one label per row"):
+        correlate(xr, yr, groups=runs[:-1])

@@ -100,7 +100,9 @@ def test_sweep_json_shape(small):
     assert ("err_net", "dist_inv_2") in names and ("err_net", "dist_lmmse_2") in names
     for c in d["correlations"]:
         assert c["ci_low"] <= c["rho"] + 1e-12 and c["rho"] <= c["ci_high"] + 1e-12
+        assert (c["n"], c["n_groups"]) == (8, 4)  # the interval resamples the 4 runs
     text = " ".join(d["summary"])
+    assert "resample whole runs" in text
     assert "does not show that spectral agreement causes accuracy" in text
     assert "LMMSE" in text and "Out of distribution" in text
     assert "ρ = " in text  # numbers, not canned
