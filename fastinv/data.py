@@ -197,7 +197,8 @@ def generate(
                 _touch_rows(xc)
             z = coeffs[: e - s]
             pr._fill_coeffs(z, key, s)
-            aligned_matmul(z, F, xc, s, block)
+            # the prior's own blocking for X, so that its bits equal pr.sample's
+            aligned_matmul(z, F, xc, s, getattr(pr, "_block", block))
             aligned_matmul(z, G, yc, s, block)
         if noise > 0:
             if noise_type == "relative":
