@@ -451,7 +451,7 @@ def audit(
         "angles_ks": np.asarray(ks),
         **{f"angles_{k}": np.asarray(v) for k, v in cmpC.angles_arrays().items()},
         **{
-            f"{ON_DATA_PREFIX}{key}": _per_k(a, "max_deg", cmpC.ks)
+            f"{ON_DATA_PREFIX}{key}": spectral.per_k(a, "max_deg", cmpC.ks)
             for key, a in angles_data.items()
         },
         "picard_coef": np.mean(np.abs(Y_test @ U), axis=0),
@@ -474,12 +474,6 @@ def cov_sqrt(Y: np.ndarray) -> np.ndarray:
     n = Y.shape[1]
     w, Q = np.linalg.eigh(np.cov(Y, rowvar=False).reshape(n, n))
     return Q * np.sqrt(np.clip(w, 0, None))
-
-
-def _per_k(a: dict, what: str, ks) -> np.ndarray:
-    """``a[what]`` (given for ``a["k"]``) laid out on ``ks``, NaN where missing."""
-    vals = dict(zip(a["k"], a[what], strict=True))
-    return np.array([vals.get(k, np.nan) for k in ks], dtype=float)
 
 
 def output_angles(CR, BR: dict, ks, *, svd_fn=None, k_svd: int | None = None) -> dict:

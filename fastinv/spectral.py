@@ -299,6 +299,13 @@ def _subspace_angles(Q1: np.ndarray, Q2: np.ndarray) -> np.ndarray:
     return np.where(mask, mu, np.arccos(np.clip(sigma[::-1], -1.0, 1.0)))
 
 
+def per_k(a: dict, what: str, ks) -> np.ndarray:
+    """``a[what]`` of a :func:`principal_angles` result (given for ``a["k"]``) laid out on
+    ``ks``, NaN where a k is missing."""
+    vals = dict(zip(a["k"], a[what], strict=True))
+    return np.array([vals.get(k, np.nan) for k in ks], dtype=float)
+
+
 def principal_angles(
     M1,
     M2,
@@ -713,8 +720,7 @@ class Comparison:
         """Largest principal angle (degrees) per k, key "<ref>_<side>", NaN where unavailable."""
         out = {}
         for key, a in self.angles.items():
-            vals = dict(zip(a["k"], a["max_deg"], strict=True))
-            out[key] = np.array([vals.get(k, np.nan) for k in self.ks], dtype=float)
+            out[key] = per_k(a, "max_deg", self.ks)
         return out
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -733,8 +739,7 @@ class Comparison:
         for key, v in self.angles_arrays().items():
             out[f"angles_max_deg_{key}"] = v
         for key, a in self.angles.items():
-            vals = dict(zip(a["k"], a["mean_deg"], strict=True))
-            out[f"angles_mean_deg_{key}"] = np.array([vals.get(k, np.nan) for k in self.ks])
+            out[f"angles_mean_deg_{key}"] = per_k(a, "mean_deg", self.ks)
         return out
 
 
