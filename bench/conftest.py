@@ -39,8 +39,8 @@ _COLUMNS = {
 
 
 def rsvd_module():
-    """The randomized-SVD module: ``fastinv.randomized`` where it exists, else ``fastinv.rsvd``."""
-    from fastinv.benchmark import rsvd_module as _m
+    """The randomized-SVD module (``fastinv.linalg.randomized``; ``fastinv.rsvd`` on old trees)."""
+    from fastinv.workflows.bench import rsvd_module as _m
 
     return _m()
 
@@ -55,7 +55,7 @@ def pytest_addoption(parser):
 
 @pytest.fixture(scope="session")
 def machine():
-    from fastinv.benchmark import machine_info
+    from fastinv.workflows.bench import machine_info
 
     return machine_info()
 
@@ -192,7 +192,7 @@ def summary_tables(benchmarks) -> str:
 
 
 def pytest_sessionstart(session):
-    from fastinv.benchmark import machine_info
+    from fastinv.workflows.bench import machine_info
 
     session.config._fastinv_machine = machine_info()
 
@@ -201,7 +201,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     bs = getattr(config, "_benchmarksession", None)
     if bs is None or not bs.benchmarks:
         return
-    from fastinv.benchmark import machine_summary
+    from fastinv.workflows.bench import machine_summary
 
     info = getattr(config, "_fastinv_machine", None) or {}
     try:

@@ -17,8 +17,9 @@ report), and 2 when ``--device cuda`` finds no CUDA device.
 Parts, in the order they run: environment (TF32 is switched off for all timings);
 ``fit_linear`` at n against its bare products (gram, cross product, Cholesky, solve) and
 ``torch.linalg.lstsq``; ``rsvd`` (k = 128, n_iter 2 and 7, hmt and block Krylov) against its
-``2q + 2`` bare products and ``torch.svd_lowrank``; ``fastinv.benchmark.scaling`` on the
-device; a tiny training run through ``fastinv.pipeline.run_experiment`` on the device; last,
+``2q + 2`` bare products and ``torch.svd_lowrank``; ``fastinv.workflows.bench.scaling`` on the
+device; a tiny training run through ``fastinv.workflows.pipeline.run_experiment`` on the
+device; last,
 the CUDA/device tests of the test suite in a subprocess (skipped with ``--quick``), so that
 the timings are on disk first and a crashed CUDA context cannot spoil the tests.
 
@@ -366,7 +367,7 @@ def part_rsvd(ctx: Ctx, rec: dict) -> None:
 
 
 def part_scaling(ctx: Ctx, rec: dict) -> None:
-    from fastinv.benchmark import scaling
+    from fastinv.workflows.bench import scaling
 
     base = [128, 256] if ctx.args.quick else [1024, 2048, 4096, 8192]
     ns = [m for m in base if m <= max(ctx.args.n, base[0])]
@@ -405,7 +406,7 @@ def part_scaling(ctx: Ctx, rec: dict) -> None:
 
 
 def part_train(ctx: Ctx, rec: dict) -> None:
-    from fastinv.pipeline import RunConfig, run_experiment
+    from fastinv.workflows.pipeline import RunConfig, run_experiment
 
     cfg = RunConfig(
         operator="shaw",

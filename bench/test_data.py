@@ -32,7 +32,7 @@ GROUP = f"generate N={N_ROWS} n={N_FEAT} float64, smooth prior, 1% relative nois
 
 @pytest.fixture(scope="module")
 def A():
-    from fastinv.data import generate
+    from fastinv.problem.data import generate
 
     A = np.random.default_rng(0).standard_normal((N_FEAT, N_FEAT)) / np.sqrt(N_FEAT)
     generate(A[:64, :64], n_samples=4096, noise=0.01)  # Numba JIT and thread pools
@@ -51,7 +51,7 @@ def test_bound_product(benchmark, A):
 
 
 def test_fastinv_generate(benchmark, A):
-    from fastinv.data import generate
+    from fastinv.problem.data import generate
 
     benchmark.group = GROUP
     benchmark.extra_info.update(
@@ -69,8 +69,8 @@ def test_fastinv_generate(benchmark, A):
 
 
 def test_fastinv_generate_smooth_full_product(benchmark, A):
-    from fastinv.data import generate
-    from fastinv.priors import make_prior
+    from fastinv.problem.data import generate
+    from fastinv.problem.priors import make_prior
 
     pr = make_prior("smooth", N_FEAT)
     pr._factor = lambda: None  # the path without the low-rank shortcut: X, then X Aᵀ
@@ -87,7 +87,7 @@ def test_fastinv_generate_smooth_full_product(benchmark, A):
 
 
 def test_fastinv_generate_gaussian(benchmark, A):
-    from fastinv.data import generate
+    from fastinv.problem.data import generate
 
     benchmark.group = GROUP
     benchmark.extra_info.update(
@@ -102,7 +102,7 @@ def test_fastinv_generate_gaussian(benchmark, A):
 
 
 def test_numpy_generate(benchmark, A):
-    from fastinv.priors import make_prior
+    from fastinv.problem.priors import make_prior
 
     cov = make_prior("smooth", N_FEAT).cov()
     w, V = np.linalg.eigh(cov)

@@ -40,7 +40,7 @@ def _data(N: int, n: int = N_FEAT, seed: int = 0):
 
 @pytest.fixture(scope="module")
 def data():
-    from fastinv.surrogate import fit_linear
+    from fastinv.linalg.surrogate import fit_linear
 
     Y, X = _data(N_ROWS)
     # warm-up: Numba JIT of the moment kernels and the BLAS/LAPACK paths at a small size
@@ -106,7 +106,7 @@ def test_bound_dot(benchmark, data):
 
 
 def test_fastinv_fit_linear(benchmark, data):
-    from fastinv.surrogate import fit_linear
+    from fastinv.linalg.surrogate import fit_linear
 
     Y, X = data
     fit = _run(
@@ -145,7 +145,7 @@ def test_scipy_lstsq(benchmark, data, driver):
         role="peer",
     )[0]
     if driver == "gelsy":
-        from fastinv.surrogate import fit_linear
+        from fastinv.linalg.surrogate import fit_linear
 
         fit = fit_linear(Y, X)
         _check(fit.C, fit.b, sol)
@@ -154,7 +154,7 @@ def test_scipy_lstsq(benchmark, data, driver):
 # ------------------------------------------------------------------------------ memory
 def _default_chunk_rows(n: int, N: int) -> int:
     try:
-        from fastinv.surrogate import _chunk_rows
+        from fastinv.linalg.surrogate import _chunk_rows
     except ImportError:  # the private helper moved: its documented default (64 MiB, 256..8192)
         return max(256, min((1 << 26) // (8 * 2 * n), 8192))
     return _chunk_rows(None, n, n, N)
@@ -163,7 +163,7 @@ def _default_chunk_rows(n: int, N: int) -> int:
 @pytest.mark.parametrize("N", [N_ROWS, 2 * N_ROWS])
 def test_fit_linear_peak_memory(benchmark, N):
     """Peak extra memory (tracemalloc) of one fit, with the data already in memory."""
-    from fastinv.surrogate import fit_linear
+    from fastinv.linalg.surrogate import fit_linear
 
     Y, X = _data(N)
     fit_linear(Y[:512, :64], X[:512, :64])

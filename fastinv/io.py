@@ -1,4 +1,4 @@
-"""Atomic writes and memory checks.
+"""File IO, JSON conversion and the memory probe: atomic writes, output folders, memory checks.
 
 Every output file is written to a temporary name in the same folder and renamed into place,
 so an interrupted run never leaves a half-written result, and an existing file is replaced
@@ -16,6 +16,17 @@ from pathlib import Path
 import numpy as np
 
 from fastinv.errors import FastinvError
+
+__all__ = [
+    "available_memory",
+    "check_memory",
+    "check_out_dir",
+    "save_figure",
+    "save_npz",
+    "to_jsonable",
+    "write_json",
+    "write_text",
+]
 
 
 def _atomic(path: Path, write, mode: str = "w") -> Path:
@@ -95,4 +106,15 @@ def check_memory(need_bytes: float, what: str, *, suggestion: str, fraction: flo
         raise FastinvError(
             f"{what} needs about {need_bytes / 2**30:.1f} GiB but only "
             f"{avail / 2**30:.1f} GiB of memory is available; {suggestion}"
+        )
+
+
+def check_out_dir(out: Path, *, force: bool) -> None:
+    """Refuse to write into a folder that holds files, unless ``force``."""
+    if out.exists() and not out.is_dir():
+        raise FastinvError(f"--out {out} is a file; give a folder name")
+    if out.exists() and any(out.iterdir()) and not force:
+        raise FastinvError(
+            f"output folder {out} already holds files; choose another --out or pass --force "
+            "to replace the files fastinv writes there"
         )

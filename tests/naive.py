@@ -20,9 +20,9 @@ import scipy.linalg as sla
 #
 # Literal, loop-by-loop transcriptions of Hansen's Regularization Tools 4.1 test problems.
 #
-# Slow reference versions of ``fastinv.operators``: each follows the MATLAB file statement by
-# statement (1-based loop indices kept, ``i - 1`` when indexing), so a vectorisation slip in
-# the library shows up as a mismatch. Only for small n.
+# Slow reference versions of ``fastinv.problem.operators``: each follows the MATLAB file
+# statement by statement (1-based loop indices kept, ``i - 1`` when indexing), so a
+# vectorisation slip in the library shows up as a mismatch. Only for small n.
 # ================================================================================================
 
 
@@ -427,7 +427,7 @@ def forward(X: np.ndarray, A: np.ndarray) -> np.ndarray:
 # ================================================================================================
 # train
 #
-# Slow, obviously correct references for fastinv.training (plain NumPy).
+# Slow, obviously correct references for fastinv.nets.training (plain NumPy).
 # ================================================================================================
 
 
@@ -474,7 +474,7 @@ def objective(pred: np.ndarray, X: np.ndarray) -> float:
 # ================================================================================================
 # surrogate
 #
-# Slow, obviously correct references for fastinv.surrogate (stack everything, lstsq).
+# Slow, obviously correct references for fastinv.linalg.surrogate (stack everything, lstsq).
 # ================================================================================================
 
 
@@ -589,7 +589,7 @@ def sym_from_lower(a):
 # ================================================================================================
 # rsvd
 #
-# Slow, obviously correct references for fastinv.randomized (plain NumPy, QR everywhere).
+# Slow, obviously correct references for fastinv.linalg.randomized (plain NumPy, QR everywhere).
 #
 # - ``naive_svd_topk``: truncated ``numpy.linalg.svd`` (the ground truth).
 # - ``naive_hmt``: HMT Alg. 4.4 (randomized subspace iteration) with Householder QR after
@@ -691,7 +691,8 @@ def hmt_tail_bound(s, k, p, q, m, n):
 # ================================================================================================
 # analysis
 #
-# Slow, obviously correct reference versions of fastinv.estimators and fastinv.spectral.
+# Slow, obviously correct reference versions of fastinv.linalg.estimators and
+# fastinv.linalg.spectral.
 #
 # Dense matrices, explicit loops, textbook formulas; only for tests on small problems.
 # ================================================================================================

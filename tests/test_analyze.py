@@ -11,7 +11,7 @@ import torch
 from click.testing import CliRunner
 
 import fastinv
-from fastinv.cli import main
+from fastinv.cli.main import main
 
 N = 12
 COMMON = ["--samples", "200", "--jacobian-probes", "3", "--quiet"]
@@ -254,7 +254,7 @@ def test_analyze_as_subprocess(work):
     cmd = [
         sys.executable,
         "-c",
-        "from fastinv.cli import main; main()",
+        "from fastinv.cli.main import main; main()",
         "analyze",
         "--operator",
         "A.npy",
@@ -270,7 +270,7 @@ def test_analyze_as_subprocess(work):
     bad = [
         sys.executable,
         "-c",
-        "from fastinv.cli import main; main()",
+        "from fastinv.cli.main import main; main()",
         "analyze",
         "--operator",
         "A.npy",

@@ -1,4 +1,4 @@
-"""fastinv.benchmark / `fastinv bench` at tiny sizes: the table, the plot, the JSON and the
+"""fastinv.workflows.bench / `fastinv bench` at tiny sizes: the table, the plot, the JSON and the
 exponent fit. No assertion is made on any time."""
 
 from __future__ import annotations
@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from fastinv.benchmark import (
+from fastinv.cli.bench import bench
+from fastinv.errors import FastinvError
+from fastinv.workflows.bench import (
     EXPECTED_EXPONENT,
     STAGES,
     ScalingResult,
@@ -17,8 +19,6 @@ from fastinv.benchmark import (
     machine_info,
     scaling,
 )
-from fastinv.cli_bench import bench
-from fastinv.errors import FastinvError
 
 TINY = dict(repeats=2, samples_per_n=2, k=4, n_iter=1, fit_points=2)
 
@@ -152,7 +152,7 @@ def test_cuda_device(device):
 
 
 def test_cuda_without_gpu_is_refused_cleanly():
-    from fastinv.benchmark import cuda_available
+    from fastinv._device import cuda_available
 
     if cuda_available():
         pytest.skip("a CUDA device is present")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from fastinv.cli import main
+from fastinv.cli.main import main
 
 SMALL = [
     "--n",
@@ -176,7 +176,7 @@ def test_too_little_memory_is_refused_up_front(tmp_path, monkeypatch):
     _assert_clean_failure(res, "GiB")
     assert "--n" in res.output and not (out.exists() and any(out.iterdir()))
     # n = 4096 (peak ~8 GiB measured) still fits: the estimate must not refuse it
-    import fastinv.pipeline as pipeline
+    import fastinv.workflows.pipeline as pipeline
 
     cfg = pipeline.RunConfig(n=4096)
     need = pipeline.memory_needed(cfg, 4096)
@@ -201,7 +201,7 @@ def test_subprocess_exit_code_and_stderr(tmp_path):
         [
             sys.executable,
             "-c",
-            "from fastinv.cli import main; main()",
+            "from fastinv.cli.main import main; main()",
             "run",
             "--operator",
             "baart",

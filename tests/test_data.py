@@ -23,10 +23,10 @@ from naive import (
 from scipy import stats
 
 import fastinv
-import fastinv.data
-import fastinv.priors
+import fastinv.problem.data
+import fastinv.problem.priors
 from fastinv.errors import FastinvError
-from fastinv.priors import EIG_RTOL, PRIORS, list_priors, make_prior
+from fastinv.problem.priors import EIG_RTOL, PRIORS, list_priors, make_prior
 
 ALL_PRIORS = ["gaussian", "smooth", "piecewise_constant", "sparse"]
 
@@ -210,11 +210,11 @@ def test_smooth_fft_path():
     P = X[:, :, None] * X[:, None, :]
     assert np.all(np.abs(P.mean(axis=0) - C) <= 5 * P.std(axis=0) / np.sqrt(N))
     # chosen by itself for a rough prior; windows and chunks are bitwise consistent
-    fastinv.priors._BLOCK_OVERRIDE = 8
+    fastinv.problem.priors._BLOCK_OVERRIDE = 8
     try:
         pr = make_prior("smooth", 64, length_scale=0.002)
     finally:
-        fastinv.priors._BLOCK_OVERRIDE = None
+        fastinv.problem.priors._BLOCK_OVERRIDE = None
     assert pr.method == "fft"
     full = pr.sample(300, seed=4)
     assert np.array_equal(pr.sample(10, seed=4, start=5), full[5:15])
@@ -244,7 +244,7 @@ def test_piecewise_and_sparse_structure():
 @pytest.mark.parametrize("blocks", ["default", "small"])
 def test_sample_start_is_a_window(name, blocks, monkeypatch):
     if blocks == "small":
-        monkeypatch.setattr(fastinv.priors, "_BLOCK_OVERRIDE", 8)
+        monkeypatch.setattr(fastinv.problem.priors, "_BLOCK_OVERRIDE", 8)
     pr = make_prior(name, 12)
     full = pr.sample(300, seed=4)
     assert np.array_equal(pr.sample(10, seed=4, start=5), full[5:15])
@@ -293,7 +293,7 @@ def test_absolute_noise_distribution(small_blocks):
 
 
 def test_operator_object_and_defaults():
-    class Op:  # duck-typed stand-in for fastinv.operators.Operator
+    class Op:  # duck-typed stand-in for fastinv.problem.operators.Operator
         def __init__(self, A):
             self.A = A
             self.n = A.shape[0]
@@ -309,7 +309,7 @@ def test_operator_object_and_defaults():
 @pytest.fixture
 def small_blocks(monkeypatch):
     """BLAS / FFT blocks of 8 rows, so that small inputs span many blocks and chunks."""
-    monkeypatch.setattr(fastinv.priors, "_BLOCK_OVERRIDE", 8)
+    monkeypatch.setattr(fastinv.problem.priors, "_BLOCK_OVERRIDE", 8)
 
 
 @pytest.mark.parametrize("name", ALL_PRIORS)
@@ -421,9 +421,11 @@ def test_low_rank_prior_skips_the_n_by_n_product(n, small_blocks, monkeypatch):
     F = pr._factor()
     assert F is not None and 2 * F.shape[0] <= n  # the fast path is the one under test
     calls = []
-    real = fastinv.data.aligned_matmul
+    real = fastinv.problem.data.aligned_matmul
     monkeypatch.setattr(
-        fastinv.data, "aligned_matmul", lambda L, R, *a: calls.append(R.shape) or real(L, R, *a)
+        fastinv.problem.data,
+        "aligned_matmul",
+        lambda L, R, *a: calls.append(R.shape) or real(L, R, *a),
     )
     A = _A(n, seed=3)
     kw = dict(n_samples=300, prior="smooth", prior_params=params, seed=4)

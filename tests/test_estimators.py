@@ -22,9 +22,9 @@ from naive import (
     naive_tsvd,
 )
 
-from fastinv import estimators as E
 from fastinv.errors import FastinvError
-from fastinv.spectral import filter_factors
+from fastinv.linalg import estimators as E
+from fastinv.linalg.spectral import filter_factors
 
 
 def rel(a, b):

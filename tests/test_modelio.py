@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 from fastinv.errors import FastinvError  # noqa: E402
-from fastinv.modelio import LoadedModel, load_model  # noqa: E402
+from fastinv.nets.loading import LoadedModel, load_model  # noqa: E402
 
 N = 8
 TOL = {torch.float32: 1e-6, torch.float64: 1e-12}
@@ -341,9 +341,9 @@ def test_fn_batching_and_input_checks(tmp_path):
 
 def test_fastinv_own_format(tmp_path):
     try:
-        from fastinv.models import make_model, save_model
-    except ImportError as exc:  # pragma: no cover - fastinv.models is another stage
-        pytest.skip(f"fastinv.models not available: {exc}")
+        from fastinv.nets.models import make_model, save_model
+    except ImportError as exc:  # pragma: no cover - fastinv.nets.models is another stage
+        pytest.skip(f"fastinv.nets.models not available: {exc}")
     net = make_model("mlp", N, width=16, seed=0)
     path = tmp_path / "fi.pt"
     save_model(net, str(path))

@@ -1,4 +1,4 @@
-"""Tests for fastinv.operators: the catalogue against its published definitions, the loader,
+"""Tests for fastinv.problem.operators: the catalogue against its published definitions, the loader,
 and the error messages."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import scipy.linalg
 import scipy.sparse
 
 from fastinv.errors import FastinvError
-from fastinv.operators import (
+from fastinv.problem.operators import (
     Operator,
     list_operators,
     load_operator,

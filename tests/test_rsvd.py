@@ -1,4 +1,4 @@
-"""Tests of fastinv.randomized against the plain-NumPy references in tests/naive.py."""
+"""Tests of fastinv.linalg.randomized against the plain-NumPy references in tests/naive.py."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from naive import (
     spectrum,
 )
 
-from fastinv._dtypes import rtol
+from fastinv._device import rtol
 from fastinv.errors import FastinvError
-from fastinv.randomized import RSVDResult, auto_n_iter, rsvd, svd_topk
+from fastinv.linalg.randomized import RSVDResult, auto_n_iter, rsvd, svd_topk
 
 METHODS = ["hmt", "block_krylov"]
 
@@ -361,7 +361,7 @@ def test_block_krylov_caps_blocks():
 
 def test_package_level_call_works_after_submodule_import():
     import fastinv
-    import fastinv.randomized  # noqa: F401  (module named apart from the function)
+    import fastinv.linalg.randomized  # noqa: F401  (module named apart from the function)
 
     M, _ = _mat("slow")
     np.testing.assert_array_equal(fastinv.rsvd(M, 3, seed=1).s, rsvd(M, 3, seed=1).s)

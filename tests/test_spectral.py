@@ -14,9 +14,9 @@ from naive import (
     naive_principal_angles,
 )
 
-from fastinv import estimators as E
-from fastinv import spectral as S
 from fastinv.errors import FastinvError
+from fastinv.linalg import estimators as E
+from fastinv.linalg import spectral as S
 
 
 def random_matrix(rng, m, n, smin=0.1, smax=1.0):

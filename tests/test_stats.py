@@ -1,11 +1,11 @@
-"""fastinv.stats: Spearman, partial Spearman and the bootstrap interval."""
+"""fastinv.linalg.stats: Spearman, partial Spearman and the bootstrap interval."""
 
 import numpy as np
 import pytest
 from scipy import stats as st
 
 from fastinv.errors import FastinvError
-from fastinv.stats import correlate, partial_spearman, spearman
+from fastinv.linalg.stats import correlate, partial_spearman, spearman
 
 
 @pytest.mark.parametrize("m", [3, 10, 57])

@@ -1,4 +1,4 @@
-"""Tests of fastinv.surrogate (streamed least squares, Jacobians) against tests/naive.py."""
+"""Tests of fastinv.linalg.surrogate (streamed least squares, Jacobians) against tests/naive.py."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from naive import (
 )
 
 from fastinv.errors import FastinvError
-from fastinv.surrogate import (
+from fastinv.linalg.surrogate import (
     LinearFit,
     MomentAccumulator,
     _holdout_mask,
@@ -574,7 +574,7 @@ def test_jacobians_match_finite_differences(rng, mode):
 
 def test_surrogate_torch_backend_path_on_cpu(rng, monkeypatch):
     """The CUDA code path of fit_surrogate (outputs kept as tensors), exercised on torch CPU."""
-    import fastinv.surrogate as S
+    import fastinv.linalg.surrogate as S
 
     monkeypatch.setattr(S, "_resolve_backend", lambda f, Y, device: ("torch", torch.device("cpu")))
     torch.manual_seed(1)
@@ -588,7 +588,7 @@ def test_surrogate_torch_backend_path_on_cpu(rng, monkeypatch):
 
 
 def test_jacobians_refuse_when_too_big(rng, monkeypatch):
-    import fastinv.surrogate as S
+    import fastinv.linalg.surrogate as S
 
     monkeypatch.setattr(S, "_available_bytes", lambda: 1000.0)
     lin = torch.nn.Linear(4, 4).double()

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from fastinv.cli_sweep import sweep
+from fastinv.cli.sweep import sweep
 from fastinv.errors import FastinvError
-from fastinv.sweep import run_sweep
+from fastinv.workflows.sweep import run_sweep
 
 # 2 widths x 2 seeds = 4 models, 2 checkpoint epochs each; n = 16, tiny data
 SMALL = (
@@ -174,7 +174,7 @@ def test_resume_recomputes_only_the_missing_model(small, tmp_path, monkeypatch):
     gone.unlink()
     mtimes = {p.name: p.stat().st_mtime_ns for p in files if p != gone}
 
-    import fastinv.training as training
+    import fastinv.nets.training as training
 
     calls = []
     real = training.train
@@ -271,7 +271,7 @@ def test_library_rejects_bad_axes():
 
 def test_degenerate_distance_is_not_correlated(rng):
     # ‖C − A⁻¹‖₂/‖A⁻¹‖₂ = 1 to rounding for every model (an ill-conditioned A): no ρ on it
-    from fastinv.sweep import _correlations, degenerate_columns, make_summary
+    from fastinv.workflows.sweep import _correlations, degenerate_columns, make_summary
 
     m = 12
     err = rng.uniform(0.2, 0.8, m)

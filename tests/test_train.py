@@ -1,4 +1,4 @@
-"""Tests for fastinv.models and fastinv.train."""
+"""Tests for fastinv.nets.models and fastinv.train."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from naive import (
 )
 from torch import nn
 
+from fastinv._device import resolve_device
 from fastinv.errors import FastinvError
-from fastinv.models import build_model, default_width, load_model, make_model, save_model
-from fastinv.training import predict, resolve_device, train
+from fastinv.nets.models import build_model, default_width, load_model, make_model, save_model
+from fastinv.nets.training import predict, train
 
 
 def _params_equal(m1: nn.Module, m2: nn.Module) -> bool:
@@ -395,14 +396,14 @@ def test_thread_setting_restored():
 
 def test_fastinv_train_stays_callable():
     import fastinv
-    import fastinv.training  # noqa: F401  (the module is named apart from the function)
+    import fastinv.nets.training  # noqa: F401  (the module is named apart from the function)
 
     A, X, Y = _easy_problem(n=3, N=20)
     assert isinstance(fastinv.train(Y, X, epochs=1, device="cpu", width=4), nn.Module)
 
 
 def test_memory_refusal(monkeypatch):
-    import fastinv.training as train_module
+    import fastinv.nets.training as train_module
 
     A, X, Y = _easy_problem(n=4, N=64)
     monkeypatch.setattr(train_module, "_host_available_bytes", lambda: 1000)

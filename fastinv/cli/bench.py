@@ -1,5 +1,5 @@
 """`fastinv bench`: the click command (registered in fastinv/cli.py with
-``main.add_command(bench)``). The work is :func:`fastinv.benchmark.scaling`."""
+``main.add_command(bench)``). The work is :func:`fastinv.workflows.bench.scaling`."""
 
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ DEFAULT_MAX_N = 2048
 
 
 def _lazy_friendly(fn):
-    """fastinv.cli.friendly, looked up at call time (fastinv/cli.py imports this module)."""
+    """fastinv.cli.main.friendly, looked up at call time (fastinv/cli.py imports this module)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from fastinv.cli import friendly
+        from fastinv.cli.main import friendly
 
         return friendly(fn)(*args, **kwargs)
 
@@ -93,7 +93,8 @@ def bench(ns, max_n, stages, repeats, samples_per_n, k, n_iter, fit_points, devi
           no_plot, quiet):  # fmt: skip
     """Time each stage (data generation, the surrogate fit, randomized and full SVD) over n,
     fit the growth exponent p of t ≈ c·n^p, and write bench.md, scaling.png and scaling.json."""
-    from fastinv.benchmark import cuda_available, scaling
+    from fastinv._device import cuda_available
+    from fastinv.workflows.bench import scaling
 
     sizes = [n for n in _int_list(ns, "--ns") if n <= max_n]
     if not sizes:

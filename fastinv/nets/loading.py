@@ -9,7 +9,7 @@
 - a state_dict (``torch.save(model.state_dict())``, also inside a training checkpoint dict
   under ``"state_dict"``, ``"model_state_dict"``, ``"model"``, ...) plus
   ``arch="package.module:Class"`` and its constructor arguments ``arch_kwargs``;
-- a file written by :func:`fastinv.models.save_model` (it describes its own architecture);
+- a file written by :func:`fastinv.nets.models.save_model` (it describes its own architecture);
 - a Python callable ``package.module:function`` (or ``path/to/file.py:function``) mapping
   an (m, n) NumPy array to an (m, n) array.
 
@@ -44,7 +44,8 @@ from typing import Any
 
 import numpy as np
 
-from fastinv.errors import FastinvError, check_2d
+from fastinv._validation import check_2d
+from fastinv.errors import FastinvError
 
 KINDS = ("torchscript", "export", "pickle", "state_dict", "callable")
 
@@ -276,7 +277,7 @@ def load_model(
     ----------
     spec : str or path
         A model file (TorchScript, torch.export, pickled module, state_dict, or a file from
-        :func:`fastinv.models.save_model`) or ``package.module:function`` /
+        :func:`fastinv.nets.models.save_model`) or ``package.module:function`` /
         ``file.py:function`` naming a callable that maps an ndarray of shape (m, n) to (m, n).
     n : int
         Signal size of the operator.
@@ -532,7 +533,7 @@ def _load_pickle(path: str, tdev) -> LoadedModel:
 
 
 def _load_fastinv(path: str, tdev) -> LoadedModel:
-    from fastinv.models import load_model as _fastinv_load
+    from fastinv.nets.models import load_model as _fastinv_load
 
     module = _fastinv_load(path, device=tdev)
     return _from_module(module, "state_dict", tdev, info={"format": "fastinv"})
@@ -816,10 +817,10 @@ def _parse_arch_kwargs(arch_kwargs) -> dict:
 
 
 def _resolve_device(device) -> str:
-    """The device as a string; None means the CPU (fastinv.training.resolve_device checks it)."""
+    """The device as a string; None means the CPU (resolve_device checks the rest)."""
     if device is None:
         return "cpu"
-    from fastinv.training import resolve_device
+    from fastinv._device import resolve_device
 
     return str(resolve_device(device))
 

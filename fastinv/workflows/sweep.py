@@ -90,7 +90,7 @@ class SweepResult:
     rows : list of dict
         One per (model, epoch): settings, errors, R², distances, filter and angle summaries,
         out-of-distribution columns (None where a number is not available).
-    correlations : list of fastinv.stats.Correlation
+    correlations : list of fastinv.linalg.stats.Correlation
         Spearman ρ with 95 % bootstrap intervals (and partial ρ on the training-set size).
     summary : list of str
         Plain-words reading computed from the numbers.
@@ -214,7 +214,7 @@ def _rel_err(Xhat: np.ndarray, X: np.ndarray) -> float:
 
 
 def _norm2(M: np.ndarray) -> float:
-    from fastinv import spectral
+    from fastinv.linalg import spectral
 
     return float(spectral.singular_values(M)[0])
 
@@ -228,8 +228,8 @@ def _resid_fro(C: np.ndarray, A: np.ndarray) -> float:
 
 def _lmmse_ref(A, pinv_A, singular: bool, prior, noise: float, noise_type: str, seed: int):
     """(C, b, info) of the LMMSE for ``prior`` at ``noise``, or (None, None, info)."""
-    from fastinv import estimators
-    from fastinv.auditing import noise_covariance
+    from fastinv.auditing.core import noise_covariance
+    from fastinv.linalg import estimators
 
     n = A.shape[0]
     Sx = prior.cov()
@@ -276,9 +276,9 @@ class _Cond:
 
 def _build_context(op, cfg: dict, noise_levels: list[float], log) -> tuple[dict, dict]:
     """Everything the per-model evaluations share (plain arrays; picklable for workers)."""
-    from fastinv import estimators, spectral
-    from fastinv.data import generate
-    from fastinv.priors import make_prior
+    from fastinv.linalg import estimators, spectral
+    from fastinv.problem.data import generate
+    from fastinv.problem.priors import make_prior
 
     A = op.A
     n = op.n
@@ -402,9 +402,9 @@ def _dist(D: np.ndarray, nB2: float | None, nBF: float | None) -> tuple:
 
 def _evaluate(net, ctx: dict, noise_idx: int, seed: int) -> tuple[dict, np.ndarray]:
     """The row's numbers for one checkpoint (the module holds its weights)."""
-    from fastinv import spectral
-    from fastinv.surrogate import fit_surrogate
-    from fastinv.training import predict
+    from fastinv.linalg import spectral
+    from fastinv.linalg.surrogate import fit_surrogate
+    from fastinv.nets.training import predict
 
     U, s, Vt = ctx["U"], ctx["s"], ctx["Vt"]
     row: dict = {}
@@ -470,9 +470,9 @@ def _run_model(settings: dict, ctx: dict) -> dict:
     """Train one model to max(epochs) with checkpoints; evaluate each checkpoint."""
     import copy
 
-    from fastinv import training
-    from fastinv.data import generate
-    from fastinv.priors import make_prior
+    from fastinv.nets import training
+    from fastinv.problem.data import generate
+    from fastinv.problem.priors import make_prior
 
     cfg = ctx["cfg"]
     t0 = time.perf_counter()
@@ -631,7 +631,7 @@ def run_sweep(
     Parameters
     ----------
     operator : str
-        Catalogue name or matrix file (see :func:`fastinv.operators.make_operator`).
+        Catalogue name or matrix file (see :func:`fastinv.problem.operators.make_operator`).
     n : int, optional
         Size of a catalogue operator.
     epochs, widths, depths, samples, seeds : int, list of int or comma-separated str
@@ -640,7 +640,7 @@ def run_sweep(
     noise : float, list of float or comma-separated str
         Training noise levels (>= 0); each has its own common test set, probes and LMMSE.
     prior, prior_params, noise_type
-        The training distribution (see :func:`fastinv.data.generate`).
+        The training distribution (see :func:`fastinv.problem.data.generate`).
     ood_prior : str, optional
         Prior of the out-of-distribution probes (at the training noise); default
         :func:`default_ood_prior` (piecewise_constant, or smooth when training on that).
@@ -648,7 +648,7 @@ def run_sweep(
         Noise level of the out-of-distribution probes (training prior); default twice each
         model's training noise (0.01 for noise-free training).
     model, activation, lr, batch_size, optimizer, schedule
-        Passed to :func:`fastinv.training.train` (``schedule="constant"``: the checkpoint at
+        Passed to :func:`fastinv.nets.training.train` (``schedule="constant"``: the checkpoint at
         epoch e equals a model trained for e epochs). ``batch_size`` None: full batch.
     operator_params : dict, optional
         Operator parameters (e.g. ``{"cond": 10}`` for ``random``).
@@ -685,11 +685,10 @@ def run_sweep(
         holds files without ``resume``/``force``, or ``resume`` with other settings than the
         stored sweep.
     """
-    from fastinv.io import write_json
-    from fastinv.operators import make_operator
-    from fastinv.pipeline import check_out_dir
-    from fastinv.priors import make_prior
-    from fastinv.training import resolve_device
+    from fastinv._device import resolve_device
+    from fastinv.io import check_out_dir, write_json
+    from fastinv.problem.operators import make_operator
+    from fastinv.problem.priors import make_prior
 
     log = (
         (lambda m: print(f"[fastinv sweep] {m}", file=sys.stderr, flush=True))
@@ -728,8 +727,8 @@ def run_sweep(
             f"choose another --ood-prior, e.g. {default_ood_prior(prior)}"
         )
     dev = resolve_device(device)
-    from fastinv.models import ACTIVATIONS, MODELS
-    from fastinv.training import OPTIMIZERS, SCHEDULES
+    from fastinv.nets.models import ACTIVATIONS, MODELS
+    from fastinv.nets.training import OPTIMIZERS, SCHEDULES
 
     for what, v, allowed in (
         ("model", model, MODELS),
@@ -954,7 +953,7 @@ def degenerate_columns(rows: list[dict], names=None) -> dict[str, dict]:
 def _correlations(rows: list[dict], samples: list[int], n_boot: int = 2000) -> list:
     """Spearman ρ of the network's test error with every non-degenerate measure and with its
     out-of-distribution errors (partial ρ on the training-set size when it varies)."""
-    from fastinv.stats import correlate
+    from fastinv.linalg.stats import correlate
 
     err = _col(rows, "err_net")
     control = _col(rows, "samples") if len(samples) > 1 else None
@@ -1341,7 +1340,7 @@ def _log_if_wide(ax, vals, axis: str) -> None:
 def make_plots(out: Path, rows, phis, refs, sigma, cfg, correlations) -> dict[str, str]:
     """scatter_error_distance.png, filter_factors_best_worst.png, ood_error.png."""
     from fastinv.io import save_figure
-    from fastinv.report import _plt
+    from fastinv.report.writer import _plt
 
     plt = _plt()
     paths: dict[str, str] = {}

@@ -22,7 +22,7 @@ Stages (``N = samples_per_n · n`` rows of data, 4n by default, so N grows with 
     full-rank prior would cost O(N n²) = O(n³). CPU only (no CUDA path): it runs on the CPU
     also under ``device="cuda"``.
 ``fit_linear``
-    :func:`fastinv.surrogate.fit_linear` on those N pairs (streamed moments + Cholesky).
+    :func:`fastinv.linalg.surrogate.fit_linear` on those N pairs (streamed moments + Cholesky).
     O(N n² + n³) = O(n³). Torch tensors on the device under ``device="cuda"``.
 ``rsvd``
     :func:`fastinv.rsvd` of the operator with a fixed rank ``k`` (64) and ``n_iter`` (4, i.e.
@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+from fastinv._device import cuda_available
 from fastinv.errors import FastinvError
 
 __all__ = [
@@ -134,7 +135,7 @@ def machine_info() -> dict[str, Any]:
         import torch
 
         torch_threads = torch.get_num_threads()
-        if torch.cuda.is_available():
+        if cuda_available():
             cuda = torch.cuda.get_device_name(0)
     return {
         "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -389,7 +390,7 @@ class _Problem:
 
     def data(self):
         if self._data is None:
-            from fastinv.data import generate
+            from fastinv.problem.data import generate
 
             self._data = generate(self.A, n_samples=self.N, noise=0.01, seed=self.seed)
         return self._data
@@ -405,15 +406,15 @@ class _Problem:
         """A zero-argument callable that runs ``stage`` once (data prepared beforehand)."""
         cuda = self.device != "cpu"
         if stage == "generate":
-            from fastinv.data import generate
-            from fastinv.priors import make_prior
+            from fastinv.problem.data import generate
+            from fastinv.problem.priors import make_prior
 
             prior = make_prior("smooth", self.n)
             return lambda: generate(
                 self.A, n_samples=self.N, prior=prior, noise=0.01, seed=self.seed + 1
             )
         if stage == "fit_linear":
-            from fastinv.surrogate import fit_linear
+            from fastinv.linalg.surrogate import fit_linear
 
             X, Y = self.data()
             if cuda:
@@ -436,10 +437,10 @@ class _Problem:
                 self.A, full_matrices=False, lapack_driver="gesdd", check_finite=False
             )
         if stage == "audit":
-            from fastinv.auditing import audit
-            from fastinv.operators import Operator
-            from fastinv.priors import make_prior
-            from fastinv.surrogate import fit_linear
+            from fastinv.auditing.core import audit
+            from fastinv.linalg.surrogate import fit_linear
+            from fastinv.problem.operators import Operator
+            from fastinv.problem.priors import make_prior
 
             X, Y = self.data()
             fit = fit_linear(Y, X)
@@ -467,11 +468,11 @@ class _Problem:
 
 
 def rsvd_module():
-    """The randomized-SVD module (``fastinv.randomized`` if present, else ``fastinv.rsvd``)."""
+    """The randomized-SVD module (``fastinv.linalg.randomized``; ``fastinv.rsvd`` on old trees)."""
     import importlib
 
     try:
-        return importlib.import_module("fastinv.randomized")
+        return importlib.import_module("fastinv.linalg.randomized")
     except ModuleNotFoundError:
         return importlib.import_module("fastinv.rsvd")
 
@@ -492,15 +493,6 @@ def _check_device(device: str) -> str:
     if device == "auto":
         return "cpu"
     raise FastinvError("device='cuda' was asked for but no CUDA device is available; use 'cpu'")
-
-
-def cuda_available() -> bool:
-    """True when torch sees a CUDA device."""
-    try:
-        import torch
-    except ImportError:  # pragma: no cover
-        return False
-    return bool(torch.cuda.is_available())
 
 
 def scaling(
@@ -685,7 +677,7 @@ def _plot(res: ScalingResult, path: Path) -> Path:
     return path
 
 
-if __name__ == "__main__":  # pragma: no cover - `python -m fastinv.benchmark`
-    from fastinv.cli_bench import bench
+if __name__ == "__main__":  # pragma: no cover - `python -m fastinv.workflows.bench`
+    from fastinv.cli.bench import bench
 
-    bench(prog_name="python -m fastinv.benchmark")
+    bench(prog_name="python -m fastinv.workflows.bench")

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fastinv import estimators, spectral
-from fastinv.errors import FastinvError, check_2d, check_finite
+from fastinv._validation import check_2d, check_finite
+from fastinv.errors import FastinvError
+from fastinv.linalg import estimators, spectral
 
 #: display names of the estimators, for the verdict and the report
 LABELS = {
@@ -75,7 +76,7 @@ def _as_callable(model, *, batch_size: int = 4096):
     except ImportError:  # pragma: no cover
         torch = None
     if torch is not None and isinstance(model, torch.nn.Module):
-        from fastinv.training import predict
+        from fastinv.nets.training import predict
 
         return (lambda Y: predict(model, Y, batch_size=batch_size)), True
     if callable(model):
@@ -185,8 +186,8 @@ def audit(
     ks : sequence of int, optional
         Subspace dimensions for principal angles.
     """
-    from fastinv.randomized import svd_topk
-    from fastinv.surrogate import fit_surrogate
+    from fastinv.linalg.randomized import svd_topk
+    from fastinv.linalg.surrogate import fit_surrogate
 
     say = log or (lambda msg: None)
     t0 = time.perf_counter()
@@ -504,7 +505,7 @@ def output_angles(CR, BR: dict, ks, *, svd_fn=None, k_svd: int | None = None) ->
     Returns
     -------
     dict
-        Key "<ref>_left": :func:`fastinv.spectral.principal_angles` output (``k`` the
+        Key "<ref>_left": :func:`fastinv.linalg.spectral.principal_angles` output (``k`` the
         dimensions compared, ``max_deg``, ``mean_deg``, ``angles_deg``, ``gap_1`` of C R_y,
         ``gap_2`` of B R_y).
     """
@@ -540,7 +541,7 @@ def _weighted_rel(M, C, R):
 
 
 def _jacobian_audit(model, Yj, C, s, svd_fn, topk, U, Vt, *, R_y):
-    from fastinv.surrogate import jacobians
+    from fastinv.linalg.surrogate import jacobians
 
     m = Yj.shape[0]
     J = jacobians(model, Yj)  # (m, n, n) float64
@@ -566,7 +567,7 @@ def _jacobian_audit(model, Yj, C, s, svd_fn, topk, U, Vt, *, R_y):
         p.requires_grad and name.endswith("bias") for name, p in model.named_parameters()
     )
     if not has_bias:
-        from fastinv.training import predict
+        from fastinv.nets.training import predict
 
         out_y = predict(model, Yj)
         Jy = np.einsum("mij,mj->mi", J, Yj)

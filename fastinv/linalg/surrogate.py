@@ -74,7 +74,7 @@ import numpy as np
 import scipy.linalg
 from scipy.linalg import blas, lapack
 
-from fastinv._dtypes import float_dtype
+from fastinv._device import cuda_available, float_dtype
 from fastinv.errors import FastinvError
 from fastinv.kernels import moments as _k
 
@@ -277,7 +277,7 @@ class MomentAccumulator:
 
             self._torch = torch
             if device is None:
-                device = "cuda" if torch.cuda.is_available() else "cpu"
+                device = "cuda" if cuda_available() else "cpu"
             self.device = torch.device(device)
             self._pyy = torch.zeros((n_in, n_in), dtype=torch.float64, device=self.device)
             self._pyx = torch.zeros((n_in, n_out), dtype=torch.float64, device=self.device)
@@ -1316,7 +1316,7 @@ def _resolve_backend(f, Y, device):
         if dev is not None and dev.type != "cpu":
             return "torch", dev
         return "cpu", None
-    from fastinv.training import resolve_device
+    from fastinv._device import resolve_device
 
     dev = resolve_device(device)
     if dev.type == "cpu":

@@ -11,7 +11,7 @@ Reproducibility: row ``i`` of X and of the noise is a function of ``(seed, i)`` 
 (counter-based generator, fastinv/kernels/rng.py), so the result does not depend on
 ``chunk_size`` or on the number of Numba threads, and ``generate(N)`` is a prefix of
 ``generate(N')`` for N < N'. The products with A are made on blocks of a fixed number of
-rows aligned to global row indices (:func:`fastinv.priors.row_block`), so Y is bitwise
+rows aligned to global row indices (:func:`fastinv.problem.priors.row_block`), so Y is bitwise
 reproducible too, for a given BLAS library and BLAS thread count (BLAS may round differently
 with another thread count; the difference is at the level of machine precision).
 """
@@ -23,9 +23,10 @@ import os
 
 import numpy as np
 
-from fastinv._dtypes import float_dtype
-from fastinv.errors import FastinvError, check_2d, check_finite
-from fastinv.priors import Prior, aligned_matmul, as_seed, check_int, make_prior, row_block
+from fastinv._device import float_dtype
+from fastinv._validation import check_2d, check_finite
+from fastinv.errors import FastinvError
+from fastinv.problem.priors import Prior, aligned_matmul, as_seed, check_int, make_prior, row_block
 
 NOISE_TYPES = ("relative", "absolute")
 #: default chunk, in entries of X: 2**25 (256 MB of float64) when writing float64 in place,
@@ -55,7 +56,7 @@ def _memory_check(nbytes: int) -> None:
         raise FastinvError(
             f"generating X and Y needs {nbytes / 2**30:.1f} GiB but this machine has "
             f"{total / 2**30:.1f} GiB; use fewer samples, dtype=float32, or generate in "
-            "pieces with fastinv.priors.make_prior(...).sample(..., start=...)"
+            "pieces with fastinv.problem.priors.make_prior(...).sample(..., start=...)"
         )
 
 
@@ -80,7 +81,7 @@ def generate(
     n_samples : int
         number of pairs N >= 1.
     prior : str or Prior
-        prior name (see ``fastinv.priors.PRIORS``: gaussian, smooth, piecewise_constant,
+        prior name (see ``fastinv.problem.priors.PRIORS``: gaussian, smooth, piecewise_constant,
         sparse) or a Prior of length n.
     noise : float
         noise level >= 0 (0: noise-free). ``noise_type="relative"``: each sample gets
@@ -92,7 +93,7 @@ def generate(
         row i of (X, Y) depends only on (seed, i).
     chunk_size : int, optional
         rows per chunk (memory of the temporaries; rounded up to whole BLAS blocks of
-        ``fastinv.priors.row_block(n)`` rows, about 2**21 / n). Default: 2**25 / n rows
+        ``fastinv.problem.priors.row_block(n)`` rows, about 2**21 / n). Default: 2**25 / n rows
         for float64 (only the smooth prior's n_samples x rank coefficients are extra memory),
         2**23 / n for float32 (two float64 scratch arrays). The result does not depend on it.
     dtype : {numpy.float64, numpy.float32}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fastinv.auditing import LABELS, ON_DATA_PREFIX
+from fastinv.auditing.core import LABELS, ON_DATA_PREFIX
 from fastinv.io import save_figure, write_text
 
 

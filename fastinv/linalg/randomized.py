@@ -63,8 +63,9 @@ from typing import Any
 
 import numpy as np
 
-from fastinv._dtypes import float_dtype
-from fastinv.errors import FastinvError, check_2d, check_finite
+from fastinv._device import float_dtype
+from fastinv._validation import check_2d, check_finite
+from fastinv.errors import FastinvError
 
 __all__ = ["RSVDResult", "rsvd", "svd_topk", "auto_n_iter"]
 

@@ -156,7 +156,7 @@ def main():
 def run(config_path, out, force, quiet, op_params, prior_params, **opts):
     """Make A, generate (x, y = A x + e), train a network, fit its affine surrogate C,
     audit C against A⁻¹ and the classical inverses, and write a report."""
-    from fastinv.pipeline import RunConfig, run_experiment
+    from fastinv.workflows.pipeline import RunConfig, run_experiment
 
     if config_path:
         cfg = RunConfig.from_json(config_path)
@@ -196,7 +196,7 @@ def _g(x):
 @friendly
 def operators(as_json):
     """List the operator catalogue with parameters and constraints on n."""
-    from fastinv.operators import list_operators
+    from fastinv.problem.operators import list_operators
 
     ops = list_operators()
     if as_json:
@@ -274,12 +274,12 @@ def operators(as_json):
 @friendly
 def analyze(truth_path, probes_path, prior_params, out, quiet, **opts):
     """Audit your own trained model against your operator."""
-    from fastinv.pipeline import analyze_model
+    from fastinv.workflows.pipeline import analyze_model
 
     if truth_path and not probes_path:
         raise FastinvError("--truth pairs with --probes; give the inputs too")
     if opts["device"] == "auto":
-        from fastinv.training import resolve_device
+        from fastinv._device import resolve_device
 
         opts["device"] = str(resolve_device("auto"))
     if out is None:
@@ -302,8 +302,8 @@ def analyze(truth_path, probes_path, prior_params, out, quiet, **opts):
 
 
 def _register_subcommands() -> None:
-    from fastinv.cli_bench import bench
-    from fastinv.cli_sweep import sweep
+    from fastinv.cli.bench import bench
+    from fastinv.cli.sweep import sweep
 
     main.add_command(sweep)
     main.add_command(bench)

@@ -1,5 +1,5 @@
 """`fastinv sweep`: the click command (registered in fastinv/cli.py with
-``main.add_command(sweep)``). The work is :func:`fastinv.sweep.run_sweep`."""
+``main.add_command(sweep)``). The work is :func:`fastinv.workflows.sweep.run_sweep`."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ from fastinv.errors import FastinvError
 
 
 def _lazy_friendly(fn):
-    """fastinv.cli.friendly, looked up at call time: fastinv/cli.py imports this module at its
-    end (``main.add_command(sweep)``), so importing fastinv.cli here at import time would
+    """fastinv.cli.main.friendly, looked up at call time: fastinv/cli.py imports this module at its
+    end (``main.add_command(sweep)``), so importing fastinv.cli.main here at import time would
     cycle."""
     import functools
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from fastinv.cli import friendly
+        from fastinv.cli.main import friendly
 
         return friendly(fn)(*args, **kwargs)
 
@@ -156,8 +156,8 @@ def sweep(
     """Train a controlled family of models (every width × depth × samples × noise × seed,
     checkpointed at each of --epochs) and test whether test error goes with the distance of
     their surrogate C to A⁻¹ and to the LMMSE (Spearman ρ with bootstrap CI)."""
-    from fastinv.cli import _parse_params
-    from fastinv.sweep import _float_list, _int_list, run_sweep
+    from fastinv.cli.main import _parse_params
+    from fastinv.workflows.sweep import _float_list, _int_list, run_sweep
 
     axes = dict(
         epochs=_int_list(epochs, "--epochs", lo=1),

@@ -38,9 +38,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from fastinv.errors import FastinvError, check_2d, check_finite
+from fastinv._device import device_free_bytes, dtype_name, resolve_device
+from fastinv._device import torch_dtype as resolve_dtype
+from fastinv._validation import check_2d, check_finite
+from fastinv.errors import FastinvError
 from fastinv.io import available_memory as _host_available_bytes
-from fastinv.models import MODELS, dtype_name, make_model, resolve_dtype
+from fastinv.nets.models import MODELS, make_model
 
 OPTIMIZERS = ("adam", "gd", "sgd")
 SCHEDULES = ("constant", "cosine", "step")
@@ -62,42 +65,6 @@ def _set_mode(model, training: bool) -> bool:
     return before
 
 
-def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """Turn ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` into a ``torch.device``.
-
-    ``"auto"`` (or None) is CUDA when torch sees a CUDA device, else the CPU. Asking for CUDA
-    without one raises :class:`FastinvError` rather than failing later inside torch.
-    """
-    if device is None:
-        device = "auto"
-    if isinstance(device, torch.device):
-        device = str(device)
-    if not isinstance(device, str):
-        raise FastinvError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
-    d = device.strip().lower()
-    if d == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if d == "cpu":
-        return torch.device("cpu")
-    if d == "cuda" or d.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise FastinvError(
-                f"--device {device} was asked for but torch sees no CUDA device; "
-                "use --device cpu or auto"
-            )
-        try:
-            dev = torch.device(d)
-        except RuntimeError:
-            raise FastinvError(f"cannot parse device {device!r}; use 'cuda' or 'cuda:N'") from None
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise FastinvError(
-                f"--device {device} was asked for but torch sees only "
-                f"{torch.cuda.device_count()} CUDA device(s); use a smaller index or 'cuda'"
-            )
-        return dev
-    raise FastinvError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
-
-
 # --------------------------------------------------------------------------- memory
 def _fmt_bytes(b: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
@@ -105,16 +72,6 @@ def _fmt_bytes(b: float) -> str:
             return f"{b:.1f} {unit}" if unit != "B" else f"{int(b)} B"
         b /= 1024
     return f"{b:.1f} TiB"  # pragma: no cover
-
-
-def _device_available_bytes(dev: torch.device) -> int | None:
-    if dev.type != "cuda":
-        return None
-    try:
-        free, _total = torch.cuda.mem_get_info(dev)
-    except Exception:  # noqa: BLE001 - no reliable figure: skip the check
-        return None
-    return int(free)
 
 
 def _model_bytes(model: nn.Module, optimizer: str, momentum: float, keep_best: bool) -> int:
@@ -304,12 +261,12 @@ def train(
     X : ndarray of shape (N, n_out)
         Signals (targets), one sample per row (usually n_out = n).
     model : {"mlp", "linear", "residual"} or torch.nn.Module
-        A name is built by :func:`fastinv.models.make_model` with ``width``, ``depth``,
+        A name is built by :func:`fastinv.nets.models.make_model` with ``width``, ``depth``,
         ``activation``, ``bias``, ``init`` and ``seed`` (those arguments are ignored for a
         module). A module mapping (m, n) to (m, n_out) is trained in place (moved to
         ``device`` and ``dtype``) and returned.
     width, depth, activation, bias, init
-        Passed to :func:`~fastinv.models.make_model` (width None: ``max(n, 64)``).
+        Passed to :func:`~fastinv.nets.models.make_model` (width None: ``max(n, 64)``).
     optimizer : {"adam", "gd", "sgd"}
         ``"adam"``: torch.optim.Adam. ``"gd"``: plain gradient descent, torch.optim.SGD with
         momentum 0 (unless ``momentum`` is given) on the FULL training set, one step per
@@ -507,7 +464,7 @@ def train(
     host_free = _host_available_bytes()
     data_on_device = True
     if dev.type == "cuda":
-        dev_free = _device_available_bytes(dev)
+        dev_free = device_free_bytes(dev)
         if dev_free is not None and model_b + act_b > 0.9 * dev_free:
             raise FastinvError(
                 f"training needs about {_fmt_bytes(model_b + act_b)} on {dev} for the model, "

@@ -21,12 +21,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from fastinv._device import dtype_name
+from fastinv._device import torch_dtype as resolve_dtype
 from fastinv.errors import FastinvError
 
 MODELS = ("mlp", "linear", "residual")
 ACTIVATIONS = ("relu", "tanh", "gelu", "silu", "identity")
 INITS = ("default", "zeros", "orthogonal")
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def default_width(n: int) -> int:
@@ -36,24 +37,6 @@ def default_width(n: int) -> int:
     (its Jacobian has rank at most the narrowest width), so the default never goes below n.
     """
     return max(int(n), 64)
-
-
-def resolve_dtype(dtype: Any) -> torch.dtype:
-    """Map ``"float32"``/``"float64"``, a numpy dtype or a torch dtype to a torch float dtype."""
-    if isinstance(dtype, torch.dtype):
-        if dtype in (torch.float32, torch.float64):
-            return dtype
-        raise FastinvError(f"dtype must be float32 or float64, got {dtype}")
-    name = getattr(dtype, "name", None) or getattr(dtype, "__name__", None) or str(dtype)
-    name = str(name).replace("torch.", "")
-    if name in _DTYPES:
-        return _DTYPES[name]
-    raise FastinvError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-
-
-def dtype_name(dtype: torch.dtype) -> str:
-    """``torch.float32`` -> ``"float32"``."""
-    return str(dtype).replace("torch.", "")
 
 
 def _activation(name: str) -> nn.Module:
@@ -346,11 +329,11 @@ def load_model(path: str | os.PathLike, *, device: str | torch.device | None = N
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not our format"
         raise FastinvError(
             f"could not read {path!r} as a fastinv model file ({type(exc).__name__}); save models "
-            "with fastinv.models.save_model"
+            "with fastinv.nets.models.save_model"
         ) from None
     if not isinstance(payload, dict) or "fastinv_spec" not in payload:
         raise FastinvError(
-            f"{path!r} holds no fastinv_spec (it was not written by fastinv.models.save_model); "
+            f"{path!r} holds no fastinv_spec (it was not written by fastinv's save_model); "
             "rebuild your network yourself and load its state_dict"
         )
     net = build_model(payload["fastinv_spec"])

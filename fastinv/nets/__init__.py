@@ -1,0 +1,1 @@
+"""The networks: fastinv's models, the training loop, and loading a user's model."""

@@ -1,0 +1,1 @@
+"""The problem: the forward operator A, the signal priors, and the data y = A x + e."""

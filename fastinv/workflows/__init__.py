@@ -1,0 +1,1 @@
+"""What the commands do, as library calls: run, analyze, sweep and bench."""
