@@ -18,7 +18,7 @@ Parts, in the order they run: environment (TF32 is switched off for all timings)
 ``fit_linear`` at n against its bare products (gram, cross product, Cholesky, solve) and
 ``torch.linalg.lstsq``; ``rsvd`` (k = 128, n_iter 2 and 7, hmt and block Krylov) against its
 ``2q + 2`` bare products and ``torch.svd_lowrank``; ``fastinv.workflows.bench.scaling`` on the
-device; a tiny training run through ``fastinv.workflows.pipeline.run_experiment`` on the
+device; a tiny training run through ``fastinv.workflows.run.run_experiment`` on the
 device; last,
 the CUDA/device tests of the test suite in a subprocess (skipped with ``--quick``), so that
 the timings are on disk first and a crashed CUDA context cannot spoil the tests.
@@ -406,7 +406,7 @@ def part_scaling(ctx: Ctx, rec: dict) -> None:
 
 
 def part_train(ctx: Ctx, rec: dict) -> None:
-    from fastinv.workflows.pipeline import RunConfig, run_experiment
+    from fastinv.workflows.run import RunConfig, run_experiment
 
     cfg = RunConfig(
         operator="shaw",
@@ -497,6 +497,168 @@ def step_errors(rec: dict) -> list[str]:
     ]
 
 
+def _md_environment(rec: dict) -> list[str]:
+    L: list[str] = []
+    keys = [
+        "date_utc",
+        "device_name",
+        "capability",
+        "memory_total_GiB",
+        "memory_free_GiB",
+        "torch",
+        "torch_cuda",
+        "numpy",
+        "scipy",
+        "numba",
+        "fastinv",
+        "python",
+        "allow_tf32_before",
+        "allow_tf32",
+        "cpu_count",
+    ]
+    L += table(["key", "value"], [[k, rec.get(k)] for k in keys if k in rec])
+    return L
+
+
+def _md_tests(rec: dict) -> list[str]:
+    L: list[str] = []
+    L += [f"Summary: `{rec.get('summary') or rec.get('reason')}`", ""]
+    L += [f"- {f}" for f in rec.get("failures", [])]
+    if rec.get("failures") or rec.get("error"):
+        L += ["", "```", *rec.get("tail", [])[-25:], "```"]
+    return L
+
+
+def _md_fit_linear(rec: dict) -> list[str]:
+    L: list[str] = []
+    rows = [
+        [
+            "fastinv.fit_linear",
+            med(rec, "fastinv"),
+            rec.get("fit_over_bound"),
+            f"≤ {TARGET}",
+            met(rec.get("met")),
+        ],
+        [
+            "bound fp64 (gram, cross, cholesky, cholesky_solve)",
+            med(rec, "bound_fp64"),
+            1.0,
+            "",
+            "",
+        ],
+        [
+            "bound fp32 (same ops)",
+            med(rec, "bound_fp32"),
+            rec.get("fp32_over_fp64_bound"),
+            "",
+            "",
+        ],
+        [
+            "peer torch.linalg.lstsq (gels)",
+            med(rec, "peer_lstsq"),
+            rec.get("peer_over_fit"),
+            "(ratio: peer / fastinv)",
+            "",
+        ],
+    ]
+    L += [f"n = {rec.get('n')}, N = {rec.get('N')}, float64.", ""]
+    L += table(["what", "time (s)", "ratio to bound", "target", "met"], rows)
+    c = rec.get("C_rel_diff")
+    L += [
+        "",
+        f"C rel. diff vs bound: {fmt(c)} (target < 1e-8: {met(None if c is None else c < 1e-8)}).",
+    ]
+    return L
+
+
+def _md_rsvd(rec: dict) -> list[str]:
+    L: list[str] = []
+    L += [
+        f"n = {rec.get('n')}, k = {rec.get('k')}, l = {rec.get('l')}, "
+        f"{rec.get('spectrum')}, float64; err = max rel. error of the top-k σ.",
+        "",
+    ]
+    L += table(
+        [
+            "q",
+            "method",
+            "err est",
+            "t (s)",
+            "bound (s)",
+            "t/bound",
+            "target",
+            "met",
+            "svd_lowrank (s)",
+            "peer/t",
+            "err",
+            "err peer",
+        ],
+        [
+            [
+                q_txt(r),
+                r["method"],
+                r["estimate_error"],
+                r["t_s"],
+                r["bound_s"],
+                r["t_over_bound"],
+                f"≤ {TARGET}",
+                met(r["met"]),
+                r["peer_s"],
+                r["peer_over_t"],
+                r["err"],
+                r["err_peer"],
+            ]
+            for r in rec.get("rows", [])
+        ],
+    )
+    th = rec.get("steps", {}).get("thin_ops", {})
+    if "qr_s" in th:
+        L += [
+            "",
+            f"Thin factorisations of one ({rec['n']}, {rec['l']}) block: "
+            f"lu_factor {fmt(th['lu_factor_s'])} s, qr {fmt(th['qr_s'])} s, "
+            f"svd {fmt(th['svd_s'])} s.",
+        ]
+    return L
+
+
+def _md_scaling(rec: dict) -> list[str]:
+    L: list[str] = []
+    for t_name, tab in rec.get("tables", {}).items():
+        L += [f"`{t_name}` (N = 2n):", "", tab.rstrip(), ""]
+    if step_errors(rec) and rec.get("log"):  # a run cut short: its progress lines
+        L += ["```", *rec["log"], "```", ""]
+    return L
+
+
+def _md_train(rec: dict) -> list[str]:
+    L: list[str] = []
+    m = rec.get("model") or {}
+    L += table(
+        ["wall (s)", "metrics.json", "device", "epochs run", "test rel. error"],
+        [
+            [
+                rec.get("wall_s"),
+                rec.get("metrics_json_exists"),
+                m.get("device"),
+                m.get("epochs_run"),
+                m.get("test_rel_error"),
+            ]
+        ],
+    )
+    return L
+
+
+_MD_PARTS = {
+    "environment": _md_environment,
+    "tests": _md_tests,
+    "fit_linear": _md_fit_linear,
+    "rsvd": _md_rsvd,
+    "scaling": _md_scaling,
+    "train": _md_train,
+}
+
+
 def markdown(res: dict) -> str:
     env = res.get("environment", {})
     L = [
@@ -526,135 +688,7 @@ def markdown(res: dict) -> str:
         if rec.get("reason"):
             L += ["", f"Skipped: {rec['reason']}."]
         L.append("")
-        if name == "environment":
-            keys = [
-                "date_utc",
-                "device_name",
-                "capability",
-                "memory_total_GiB",
-                "memory_free_GiB",
-                "torch",
-                "torch_cuda",
-                "numpy",
-                "scipy",
-                "numba",
-                "fastinv",
-                "python",
-                "allow_tf32_before",
-                "allow_tf32",
-                "cpu_count",
-            ]
-            L += table(["key", "value"], [[k, rec.get(k)] for k in keys if k in rec])
-        elif name == "tests":
-            L += [f"Summary: `{rec.get('summary') or rec.get('reason')}`", ""]
-            L += [f"- {f}" for f in rec.get("failures", [])]
-            if rec.get("failures") or rec.get("error"):
-                L += ["", "```", *rec.get("tail", [])[-25:], "```"]
-        elif name == "fit_linear":
-            rows = [
-                [
-                    "fastinv.fit_linear",
-                    med(rec, "fastinv"),
-                    rec.get("fit_over_bound"),
-                    f"≤ {TARGET}",
-                    met(rec.get("met")),
-                ],
-                [
-                    "bound fp64 (gram, cross, cholesky, cholesky_solve)",
-                    med(rec, "bound_fp64"),
-                    1.0,
-                    "",
-                    "",
-                ],
-                [
-                    "bound fp32 (same ops)",
-                    med(rec, "bound_fp32"),
-                    rec.get("fp32_over_fp64_bound"),
-                    "",
-                    "",
-                ],
-                [
-                    "peer torch.linalg.lstsq (gels)",
-                    med(rec, "peer_lstsq"),
-                    rec.get("peer_over_fit"),
-                    "(ratio: peer / fastinv)",
-                    "",
-                ],
-            ]
-            L += [f"n = {rec.get('n')}, N = {rec.get('N')}, float64.", ""]
-            L += table(["what", "time (s)", "ratio to bound", "target", "met"], rows)
-            c = rec.get("C_rel_diff")
-            L += [
-                "",
-                f"C rel. diff vs bound: {fmt(c)} (target < 1e-8: "
-                f"{met(None if c is None else c < 1e-8)}).",
-            ]
-        elif name == "rsvd":
-            L += [
-                f"n = {rec.get('n')}, k = {rec.get('k')}, l = {rec.get('l')}, "
-                f"{rec.get('spectrum')}, float64; err = max rel. error of the top-k σ.",
-                "",
-            ]
-            L += table(
-                [
-                    "q",
-                    "method",
-                    "err est",
-                    "t (s)",
-                    "bound (s)",
-                    "t/bound",
-                    "target",
-                    "met",
-                    "svd_lowrank (s)",
-                    "peer/t",
-                    "err",
-                    "err peer",
-                ],
-                [
-                    [
-                        q_txt(r),
-                        r["method"],
-                        r["estimate_error"],
-                        r["t_s"],
-                        r["bound_s"],
-                        r["t_over_bound"],
-                        f"≤ {TARGET}",
-                        met(r["met"]),
-                        r["peer_s"],
-                        r["peer_over_t"],
-                        r["err"],
-                        r["err_peer"],
-                    ]
-                    for r in rec.get("rows", [])
-                ],
-            )
-            th = rec.get("steps", {}).get("thin_ops", {})
-            if "qr_s" in th:
-                L += [
-                    "",
-                    f"Thin factorisations of one ({rec['n']}, {rec['l']}) block: "
-                    f"lu_factor {fmt(th['lu_factor_s'])} s, qr {fmt(th['qr_s'])} s, "
-                    f"svd {fmt(th['svd_s'])} s.",
-                ]
-        elif name == "scaling":
-            for t_name, tab in rec.get("tables", {}).items():
-                L += [f"`{t_name}` (N = 2n):", "", tab.rstrip(), ""]
-            if step_errors(rec) and rec.get("log"):  # a run cut short: its progress lines
-                L += ["```", *rec["log"], "```", ""]
-        elif name == "train":
-            m = rec.get("model") or {}
-            L += table(
-                ["wall (s)", "metrics.json", "device", "epochs run", "test rel. error"],
-                [
-                    [
-                        rec.get("wall_s"),
-                        rec.get("metrics_json_exists"),
-                        m.get("device"),
-                        m.get("epochs_run"),
-                        m.get("test_rel_error"),
-                    ]
-                ],
-            )
+        L += _MD_PARTS.get(name, lambda rec: [])(rec)
         L += step_errors(rec) and ["", *step_errors(rec)]
         L.append("")
     return "\n".join(L) + "\n"

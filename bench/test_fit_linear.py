@@ -154,7 +154,7 @@ def test_scipy_lstsq(benchmark, data, driver):
 # ------------------------------------------------------------------------------ memory
 def _default_chunk_rows(n: int, N: int) -> int:
     try:
-        from fastinv.linalg.surrogate import _chunk_rows
+        from fastinv.linalg.moments import chunk_rows as _chunk_rows
     except ImportError:  # the private helper moved: its documented default (64 MiB, 256..8192)
         return max(256, min((1 << 26) // (8 * 2 * n), 8192))
     return _chunk_rows(None, n, n, N)

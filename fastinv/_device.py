@@ -142,3 +142,13 @@ def torch_dtype(dtype):
 def dtype_name(dtype) -> str:
     """``torch.float32`` (or ``np.float32``) -> ``"float32"``."""
     return str(getattr(dtype, "name", None) or dtype).replace("torch.", "")
+
+
+__all__ += ["to_numpy"]
+
+
+def to_numpy(x) -> np.ndarray:
+    """A torch tensor as a NumPy array (detached, on the CPU); anything else by ``np.asarray``."""
+    if is_torch(x):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)

@@ -29,6 +29,7 @@ __all__ = [
     "check_finite",
     "check_float",
     "check_int",
+    "check_matrix",
     "check_seed",
     "fail",
     "int_range",
@@ -179,3 +180,12 @@ def check_2d(arr, what: str, *, shape: tuple | None = None) -> np.ndarray:
 
 def _fmt(shape) -> str:
     return "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+
+
+def check_matrix(arr, what: str) -> np.ndarray:
+    """``arr`` as a non-empty, finite, real 2-D float64 ndarray (no copy when it is one)."""
+    a = check_2d(arr, what)
+    if a.size == 0:
+        raise FastinvError(f"{what} is empty (shape {a.shape}); give a non-empty matrix")
+    check_finite(a, what)
+    return np.asarray(a, dtype=np.float64)

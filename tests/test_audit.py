@@ -8,7 +8,8 @@ import torch
 from naive import naive_output_pc_angles
 
 import fastinv
-from fastinv.auditing.core import ON_DATA_PREFIX, audit, cov_sqrt, output_angles
+from fastinv.auditing.angles import ON_DATA_PREFIX, cov_sqrt, output_angles
+from fastinv.auditing.core import audit
 from fastinv.errors import FastinvError
 from fastinv.io import to_jsonable
 from fastinv.linalg import estimators, spectral
@@ -77,7 +78,7 @@ def lmmse_audit(shaw16):
     """The audit of a 'network' that is exactly the LMMSE estimator (no Jacobians)."""
     op, X, Y, Xt, Yt, prior = shaw16
     noise = {"level": 0.01, "type": "relative"}
-    from fastinv.auditing.core import noise_covariance
+    from fastinv.auditing.references import noise_covariance
 
     nv = noise_covariance(noise, op.A, prior.mean(), prior.cov())
     Cl, bl = estimators.lmmse(op.A, prior.mean(), prior.cov(), nv)
@@ -291,7 +292,8 @@ def test_output_angles_ignore_what_the_probes_never_explore():
 
 
 def test_audit_writes_on_data_angles_and_the_report(lmmse_audit, shaw16, tmp_path):
-    from fastinv.report.writer import _angle_series, write_report
+    from fastinv.report.plots import angle_series
+    from fastinv.report.writer import write_report
 
     res = lmmse_audit
     op, X, Y, Xt, Yt, prior = shaw16
@@ -325,7 +327,7 @@ def test_audit_writes_on_data_angles_and_the_report(lmmse_audit, shaw16, tmp_pat
         ref = np.degrees(naive_output_pc_angles(C, A_inv, cov, k)).max()
         assert od["A_inv_left"]["max_deg"][j] == pytest.approx(ref, abs=1e-3)
     # the plain-angle panel does not pick the on-data arrays up a second time
-    plain = _angle_series(res.arrays, "angles_", (len(ks),), exclude=ON_DATA_PREFIX)
+    plain = angle_series(res.arrays, "angles_", (len(ks),), exclude=ON_DATA_PREFIX)
     assert {(r, s) for r, s, _ in plain} == {(r, s) for r in refs for s in ("left", "right")}
     paths = write_report(tmp_path, res.metrics, res.verdict, res.arrays)
     assert paths["principal_angles.png"].stat().st_size > 10_000
@@ -335,14 +337,14 @@ def test_audit_writes_on_data_angles_and_the_report(lmmse_audit, shaw16, tmp_pat
 
 
 def test_report_flags_angles_of_ill_determined_subspaces():
-    from fastinv.report.writer import ANGLE_GAP_FLAG, _angles_section
+    from fastinv.report.writer import ANGLE_GAP_FLAG, angles_section
 
     def angles(gap):
         return {"k": [1, 2], "max_deg": [10.0, 20.0], "gap_1": [0.5, gap], "gap_2": [0.4, 0.3]}
 
     def section(gap):
         comp = {"principal_angles": {"ks": [1, 2], "lmmse_left": angles(gap)}}
-        return "\n".join(_angles_section(comp)).splitlines()
+        return "\n".join(angles_section(comp)).splitlines()
 
     assert not any("†" in line for line in section(0.2))
     blunt = section(ANGLE_GAP_FLAG / 2)

@@ -176,7 +176,7 @@ def test_too_little_memory_is_refused_up_front(tmp_path, monkeypatch):
     _assert_clean_failure(res, "GiB")
     assert "--n" in res.output and not (out.exists() and any(out.iterdir()))
     # n = 4096 (peak ~8 GiB measured) still fits: the estimate must not refuse it
-    import fastinv.workflows.pipeline as pipeline
+    import fastinv.workflows.run as pipeline
 
     cfg = pipeline.RunConfig(n=4096)
     need = pipeline.memory_needed(cfg, 4096)

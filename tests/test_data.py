@@ -23,8 +23,8 @@ from naive import (
 from scipy import stats
 
 import fastinv
+import fastinv.problem.blocks
 import fastinv.problem.data
-import fastinv.problem.priors
 from fastinv.errors import FastinvError
 from fastinv.problem.priors import EIG_RTOL, PRIORS, list_priors, make_prior
 
@@ -210,11 +210,11 @@ def test_smooth_fft_path():
     P = X[:, :, None] * X[:, None, :]
     assert np.all(np.abs(P.mean(axis=0) - C) <= 5 * P.std(axis=0) / np.sqrt(N))
     # chosen by itself for a rough prior; windows and chunks are bitwise consistent
-    fastinv.problem.priors._BLOCK_OVERRIDE = 8
+    fastinv.problem.blocks._BLOCK_OVERRIDE = 8
     try:
         pr = make_prior("smooth", 64, length_scale=0.002)
     finally:
-        fastinv.problem.priors._BLOCK_OVERRIDE = None
+        fastinv.problem.blocks._BLOCK_OVERRIDE = None
     assert pr.method == "fft"
     full = pr.sample(300, seed=4)
     assert np.array_equal(pr.sample(10, seed=4, start=5), full[5:15])
@@ -244,7 +244,7 @@ def test_piecewise_and_sparse_structure():
 @pytest.mark.parametrize("blocks", ["default", "small"])
 def test_sample_start_is_a_window(name, blocks, monkeypatch):
     if blocks == "small":
-        monkeypatch.setattr(fastinv.problem.priors, "_BLOCK_OVERRIDE", 8)
+        monkeypatch.setattr(fastinv.problem.blocks, "_BLOCK_OVERRIDE", 8)
     pr = make_prior(name, 12)
     full = pr.sample(300, seed=4)
     assert np.array_equal(pr.sample(10, seed=4, start=5), full[5:15])
@@ -309,7 +309,7 @@ def test_operator_object_and_defaults():
 @pytest.fixture
 def small_blocks(monkeypatch):
     """BLAS / FFT blocks of 8 rows, so that small inputs span many blocks and chunks."""
-    monkeypatch.setattr(fastinv.problem.priors, "_BLOCK_OVERRIDE", 8)
+    monkeypatch.setattr(fastinv.problem.blocks, "_BLOCK_OVERRIDE", 8)
 
 
 @pytest.mark.parametrize("name", ALL_PRIORS)

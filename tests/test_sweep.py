@@ -271,7 +271,7 @@ def test_library_rejects_bad_axes():
 
 def test_degenerate_distance_is_not_correlated(rng):
     # ‖C − A⁻¹‖₂/‖A⁻¹‖₂ = 1 to rounding for every model (an ill-conditioned A): no ρ on it
-    from fastinv.workflows.sweep import _correlations, degenerate_columns, make_summary
+    from fastinv.workflows.sweep_summary import degenerate_columns, make_summary, rank_correlations
 
     m = 12
     err = rng.uniform(0.2, 0.8, m)
@@ -288,7 +288,7 @@ def test_degenerate_distance_is_not_correlated(rng):
         for i in range(m)
     ]
     assert set(degenerate_columns(rows)) == {"dist_inv_2"}
-    corr = _correlations(rows, [100], n_boot=200)
+    corr = rank_correlations(rows, [100], n_boot=200)
     names = {c.y for c in corr}
     assert "dist_inv_2" not in names and {"dist_lmmse_2", "resid_CA_I_fro"} <= names
     cfg = {"epochs": [1], "noise": [0.01], "ood_prior": "piecewise_constant", "ood_noise": None}

@@ -17,7 +17,8 @@ from torch import nn
 
 from fastinv._device import resolve_device
 from fastinv.errors import FastinvError
-from fastinv.nets.models import build_model, default_width, load_model, make_model, save_model
+from fastinv.nets.models import build_model, default_width, make_model, save_model
+from fastinv.nets.models import load_saved_model as load_model
 from fastinv.nets.training import predict, train
 
 

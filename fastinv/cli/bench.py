@@ -1,41 +1,19 @@
-"""`fastinv bench`: the click command (registered in fastinv/cli.py with
-``main.add_command(bench)``). The work is :func:`fastinv.workflows.bench.scaling`."""
+"""`fastinv bench`: time the stages over n. The work is :func:`fastinv.workflows.bench.scaling`."""
 
 from __future__ import annotations
 
-import functools
-import time
 from pathlib import Path
 
 import click
 
+from fastinv.cli import common
 from fastinv.errors import FastinvError
+
+__all__ = ["DEFAULT_MAX_N", "bench"]
 
 #: the CLI's default sizes: the library's DEFAULT_NS capped by --max-n (2048), so that the
 #: default run stays within about 3 minutes on 2 cores
 DEFAULT_MAX_N = 2048
-
-
-def _lazy_friendly(fn):
-    """fastinv.cli.main.friendly, looked up at call time (fastinv/cli.py imports this module)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from fastinv.cli.main import friendly
-
-        return friendly(fn)(*args, **kwargs)
-
-    return wrapper
-
-
-def _int_list(text: str, what: str) -> list[int]:
-    try:
-        vals = [int(v) for v in text.replace(" ", "").split(",") if v]
-    except ValueError:
-        raise FastinvError(f"{what} takes comma-separated integers, got {text!r}") from None
-    if not vals:
-        raise FastinvError(f"{what} is empty; give at least one integer")
-    return vals
 
 
 @click.command()
@@ -77,18 +55,15 @@ def _int_list(text: str, what: str) -> list[int]:
     show_default=True,
     help="fit the exponent over this many of the largest n",
 )
-@click.option(
-    "--device",
-    type=click.Choice(["cpu", "cuda", "auto"]),
-    default="cpu",
-    show_default=True,
+@common.device_option(
+    "cpu",
     help="cuda: fit_linear, rsvd and svd_full through torch on the GPU (skipped without CUDA)",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", type=click.Path(), default=None, help="output folder [runs/bench-<time>]")
+@common.seed_option()
+@common.out_option(help="output folder [runs/bench-<time>]")
 @click.option("--no-plot", is_flag=True, help="do not write scaling.png")
-@click.option("--quiet", "-q", is_flag=True, help="no progress output")
-@_lazy_friendly
+@common.quiet_option()
+@common.friendly
 def bench(ns, max_n, stages, repeats, samples_per_n, k, n_iter, fit_points, device, seed, out,
           no_plot, quiet):  # fmt: skip
     """Time each stage (data generation, the surrogate fit, randomized and full SVD) over n,
@@ -96,7 +71,7 @@ def bench(ns, max_n, stages, repeats, samples_per_n, k, n_iter, fit_points, devi
     from fastinv._device import cuda_available
     from fastinv.workflows.bench import scaling
 
-    sizes = [n for n in _int_list(ns, "--ns") if n <= max_n]
+    sizes = [n for n in common.size_list(ns, "--ns") if n <= max_n]
     if not sizes:
         raise FastinvError(f"no size in --ns is at most --max-n = {max_n}; raise --max-n")
     if device == "cuda" and not cuda_available():
@@ -104,12 +79,7 @@ def bench(ns, max_n, stages, repeats, samples_per_n, k, n_iter, fit_points, devi
         return
     stage_list = [s.strip() for s in stages.split(",") if s.strip()]
     if out is None:
-        out = Path("runs") / f"bench-{time.strftime('%Y%m%d-%H%M%S')}"
-
-    def log(msg: str) -> None:
-        if not quiet:
-            click.echo(msg, err=True)
-
+        out = common.default_out("bench")
     res = scaling(
         sizes,
         stage_list,
@@ -122,7 +92,17 @@ def bench(ns, max_n, stages, repeats, samples_per_n, k, n_iter, fit_points, devi
         fit_points=min(fit_points, len(sizes)) if len(sizes) >= 2 else 2,
         seed=seed,
         plot=not no_plot,
-        log=log,
+        log=_stderr_log(quiet),
     )
     click.echo(res.to_markdown())
     click.echo(f"fastinv bench finished in {res.wall_s:.1f} s — {Path(out) / 'bench.md'}")
+
+
+def _stderr_log(quiet: bool):
+    """Progress lines to stderr, or nowhere with --quiet."""
+
+    def log(msg: str) -> None:
+        if not quiet:
+            click.echo(msg, err=True)
+
+    return log

@@ -18,26 +18,27 @@ Parameter choice (:func:`gcv_lambda`, :func:`lcurve_lambda`, :func:`oracle_lambd
 :func:`gcv_k`, :func:`oracle_k`) works in the SVD basis: the right-hand sides are projected
 once (Uᵀy) and each criterion is evaluated for the whole grid with O(grid · n) work; no n × n
 matrix is formed per λ. Each returns a :class:`ParameterChoice` holding the chosen value and the
-criterion curve (for plots). See ../shared/SCIENCE.md §2.
+criterion curve (for plots). See docs/science.md §2.
 """
 
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg as sla
 
 from fastinv._device import float_dtype
-from fastinv._validation import check_2d, check_finite
+from fastinv._validation import check_2d, check_finite, check_float, check_int, check_matrix
 from fastinv.errors import FastinvError
 
 _EPS = float(np.finfo(np.float64).eps)
 
 __all__ = [
     "ParameterChoice",
+    "check_svd",
+    "numerical_rank",
+    "resolve_operator",
     "thin_svd",
     "pinv",
     "tikhonov",
@@ -75,23 +76,25 @@ def thin_svd(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     s : ndarray of shape (r,), descending, r = min(m, n)
     Vt : ndarray of shape (r, n)
     """
-    A = _as_matrix(A, "A")
+    A = check_matrix(A, "A")
     try:
         return sla.svd(A, full_matrices=False, lapack_driver="gesdd", check_finite=False)
     except np.linalg.LinAlgError:  # pragma: no cover - gesdd rarely fails to converge
         return sla.svd(A, full_matrices=False, lapack_driver="gesvd", check_finite=False)
 
 
-def _as_matrix(A, what: str) -> np.ndarray:
-    a = check_2d(A, what)
-    if a.size == 0:
-        raise FastinvError(f"{what} is empty (shape {a.shape}); give a non-empty matrix")
-    check_finite(a, what)
-    return np.asarray(a, dtype=np.float64)
+def check_svd(svd, shape: tuple[int, int] | None, *, complete: bool = True):
+    """Validate ``svd = (U, s, Vt)``; return float64 (U (m, r), s (r,), Vt (r, n)).
 
-
-def _check_svd(svd, shape: tuple[int, int] | None, *, complete: bool = True):
-    """Validate ``svd = (U, s, Vt)``; return float64 (U (m, r), s (r,), Vt (r, n))."""
+    Parameters
+    ----------
+    svd : tuple (U, s, Vt) or (U, s, Vt, info)
+        Thin SVD, s descending and >= 0 (extra columns of U / rows of Vt are dropped).
+    shape : (m, n) or None
+        The shape of A it must fit, if known.
+    complete : bool
+        Require all min(m, n) triplets (False accepts a top-k SVD).
+    """
     if not isinstance(svd, (tuple, list)) or len(svd) not in (3, 4):
         raise FastinvError(
             "svd must be a tuple (U, s, Vt) as returned by scipy.linalg.svd or Operator.svd"
@@ -127,8 +130,26 @@ def _check_svd(svd, shape: tuple[int, int] | None, *, complete: bool = True):
     return U, s, Vt
 
 
-def _resolve(A, svd=None, *, complete: bool = True):
-    """Return (A float64 or None, (U, s, Vt), output dtype) from any accepted form of A."""
+def resolve_operator(A, svd=None, *, complete: bool = True):
+    """(A float64 or None, (U, s, Vt), output dtype) from any accepted form of A.
+
+    Parameters
+    ----------
+    A : ndarray (m, n), Operator (``.A`` and a cached ``.svd``), tuple (U, s, Vt) or None
+    svd : tuple (U, s, Vt), optional
+        Thin SVD of A (computed from A when not given).
+    complete : bool
+        See :func:`check_svd`.
+
+    Returns
+    -------
+    A : ndarray of shape (m, n) or None
+        None when only an SVD was given.
+    svd : tuple (U, s, Vt)
+        Validated, float64.
+    dtype : numpy dtype
+        The dtype of results: ``float_dtype(A.dtype)``, float64 without A.
+    """
     dtype = np.dtype(np.float64)
     if A is not None and not isinstance(A, np.ndarray) and hasattr(A, "svd") and hasattr(A, "A"):
         if svd is None:
@@ -139,12 +160,12 @@ def _resolve(A, svd=None, *, complete: bool = True):
     Aarr = None
     if A is not None:
         dtype = float_dtype(np.asarray(A).dtype) if np.asarray(A).dtype.kind == "f" else dtype
-        Aarr = _as_matrix(A, "A")
+        Aarr = check_matrix(A, "A")
     if svd is None:
         if Aarr is None:
             raise FastinvError("give the operator A or its SVD svd=(U, s, Vt)")
         svd = thin_svd(Aarr)
-    U, s, Vt = _check_svd(svd, None if Aarr is None else Aarr.shape, complete=complete)
+    U, s, Vt = check_svd(svd, None if Aarr is None else Aarr.shape, complete=complete)
     return Aarr, (U, s, Vt), dtype
 
 
@@ -156,43 +177,19 @@ def _matrix_and_dtype(A) -> tuple[np.ndarray, np.dtype]:
         raise FastinvError("give the operator A as a 2-D array")
     kind = np.asarray(A).dtype.kind
     dtype = float_dtype(np.asarray(A).dtype) if kind == "f" else np.dtype(np.float64)
-    return _as_matrix(A, "A"), dtype
+    return check_matrix(A, "A"), dtype
 
 
 def _as_svd(A_or_svd, *, complete: bool = True):
     """(U, s, Vt) from an ndarray A, an Operator-like object or a tuple (U, s, Vt)."""
-    return _resolve(A_or_svd, None, complete=complete)[1]
+    return resolve_operator(A_or_svd, None, complete=complete)[1]
 
 
-def _scalar(x, what: str, *, lo: float | None = None, strict: bool = False) -> float:
-    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (numbers.Real, np.ndarray)):
-        raise FastinvError(f"{what} must be a real number, got {x!r}")
-    if isinstance(x, np.ndarray):
-        if x.ndim != 0 or x.dtype.kind not in "iuf":
-            raise FastinvError(f"{what} must be a real scalar, got an array of shape {x.shape}")
+def _real(x, what: str, **bounds) -> float:
+    """:func:`check_float`, accepting a 0-d real array too (``np.array(1e-3)``)."""
+    if isinstance(x, np.ndarray) and x.ndim == 0 and x.dtype.kind in "iuf":
         x = x.item()
-    v = float(x)
-    if not math.isfinite(v):
-        raise FastinvError(f"{what} must be finite, got {v}")
-    if lo is not None and (v <= lo if strict else v < lo):
-        rel = ">" if strict else ">="
-        raise FastinvError(f"{what} must be {rel} {lo}, got {v}")
-    return v
-
-
-def _integer(x, what: str, *, lo: int, hi: int | None = None) -> int:
-    if isinstance(x, (bool, np.bool_)):
-        raise FastinvError(f"{what} must be an integer, got {x!r}")
-    if isinstance(x, numbers.Integral):
-        v = int(x)
-    elif isinstance(x, numbers.Real) and float(x).is_integer():
-        v = int(x)
-    else:
-        raise FastinvError(f"{what} must be an integer, got {x!r}")
-    if v < lo or (hi is not None and v > hi):
-        span = f"in [{lo}, {hi}]" if hi is not None else f">= {lo}"
-        raise FastinvError(f"{what} must be {span}, got {v}")
-    return v
+    return check_float(x, what, **bounds)
 
 
 def _singular_values_arg(s) -> np.ndarray:
@@ -217,8 +214,24 @@ def _apply(U: np.ndarray, d: np.ndarray, Vt: np.ndarray, dtype) -> np.ndarray:
     return np.ascontiguousarray(C, dtype=dtype)
 
 
-def _rank(s: np.ndarray, m: int, n: int, rcond: float | None = None) -> int:
-    if s.size == 0 or s[0] == 0:
+def numerical_rank(s: np.ndarray, m: int, n: int, rcond: float | None = None) -> int:
+    """Number of singular values above ``rcond``·σ_1 (default rcond = max(m, n)·eps).
+
+    Parameters
+    ----------
+    s : ndarray of shape (r,)
+        Singular values, descending, of an (m, n) matrix (a leading part is enough).
+    m, n : int
+        The matrix's shape.
+    rcond : float, optional
+        Relative cutoff.
+
+    Returns
+    -------
+    int
+        0 for an empty spectrum or σ_1 = 0; top-k subspaces beyond it are arbitrary.
+    """
+    if s.size == 0 or s[0] <= 0:
         return 0
     tol = (max(m, n) * _EPS if rcond is None else rcond) * s[0]
     return int(np.count_nonzero(s > tol))
@@ -243,7 +256,7 @@ def filter_factors_tikhonov(s, lam: float) -> np.ndarray:
     ndarray of shape (r,)
     """
     s = _singular_values_arg(s)
-    lam = _scalar(lam, "lam", lo=0.0)
+    lam = _real(lam, "lam", lo=0)
     s2 = s * s
     return _safe_div(s2, s2 + lam)
 
@@ -261,7 +274,7 @@ def filter_factors_tsvd(s, k: int) -> np.ndarray:
     ndarray of shape (r,)
     """
     s = _singular_values_arg(s)
-    k = _integer(k, "k", lo=0, hi=s.shape[0])
+    k = check_int(k, "k", lo=0, hi=s.shape[0], integral_float=True)
     phi = np.zeros(s.shape[0])
     phi[:k] = 1.0
     return phi
@@ -301,9 +314,9 @@ def filter_factors_landweber(s, eta: float, t: int, noise_var: float = 0.0) -> n
     ndarray of shape (r,)
     """
     s = _singular_values_arg(s)
-    eta = _scalar(eta, "eta", lo=0.0, strict=True)
-    t = _integer(t, "t", lo=0)
-    nv = _scalar(noise_var, "noise_var", lo=0.0)
+    eta = _real(eta, "eta", lo=0, lo_open=True)
+    t = check_int(t, "t", lo=0, integral_float=True)
+    nv = _real(noise_var, "noise_var", lo=0)
     s2 = s * s
     phi = _safe_div(s2, s2 + nv) * _landweber_conv(eta * (s2 + nv), t)
     _check_landweber_finite(phi, eta, s, nv)
@@ -339,10 +352,10 @@ def pinv(A=None, *, svd=None, rcond: float | None = None) -> np.ndarray:
     ndarray of shape (n, m)
         Equals A⁻¹ when A is square and well conditioned.
     """
-    _, (U, s, Vt), dtype = _resolve(A, svd)
+    _, (U, s, Vt), dtype = resolve_operator(A, svd)
     if rcond is not None:
-        rcond = _scalar(rcond, "rcond", lo=0.0)
-    r = _rank(s, U.shape[0], Vt.shape[1], rcond)
+        rcond = _real(rcond, "rcond", lo=0)
+    r = numerical_rank(s, U.shape[0], Vt.shape[1], rcond)
     d = np.zeros_like(s)
     d[:r] = 1.0 / s[:r]
     return _apply(U, d, Vt, dtype)
@@ -365,8 +378,8 @@ def tikhonov(A=None, lam: float = 0.0, *, svd=None) -> np.ndarray:
     -------
     ndarray of shape (n, m)
     """
-    _, (U, s, Vt), dtype = _resolve(A, svd)
-    lam = _scalar(lam, "lam", lo=0.0)
+    _, (U, s, Vt), dtype = resolve_operator(A, svd)
+    lam = _real(lam, "lam", lo=0)
     return _apply(U, _safe_div(s, s * s + lam), Vt, dtype)
 
 
@@ -385,8 +398,8 @@ def tsvd(A=None, k: int = 1, *, svd=None) -> np.ndarray:
     -------
     ndarray of shape (n, m)
     """
-    _, (U, s, Vt), dtype = _resolve(A, svd)
-    k = _integer(k, "k", lo=0, hi=s.shape[0])
+    _, (U, s, Vt), dtype = resolve_operator(A, svd)
+    k = check_int(k, "k", lo=0, hi=s.shape[0], integral_float=True)
     d = np.zeros_like(s)
     d[:k] = _safe_div(1.0, s[:k])
     return _apply(U, d, Vt, dtype)
@@ -434,7 +447,7 @@ def landweber_noisy(
     XᵀY/N → Aᵀ the iteration W_{t+1} = W_t − η(W_t(AAᵀ + νI) − Aᵀ) from W_0 = 0 gives
 
         W_t = V diag(φ_i / σ_i) Uᵀ,
-        φ_i = [σ_i² / (σ_i² + ν)] · [1 − (1 − η(σ_i² + ν))^t]     (SCIENCE.md §2),
+        φ_i = [σ_i² / (σ_i² + ν)] · [1 − (1 − η(σ_i² + ν))^t]     (docs/science.md §2),
 
     which tends to the LMMSE/Tikhonov estimator with λ = ν as t → ∞ (if η(σ_1² + ν) < 2).
 
@@ -451,10 +464,10 @@ def landweber_noisy(
     -------
     ndarray of shape (n, m)
     """
-    _, (U, s, Vt), dtype = _resolve(A, svd)
-    eta = _scalar(eta, "eta", lo=0.0, strict=True)
-    t = _integer(t, "t", lo=0)
-    nv = _scalar(noise_var, "noise_var", lo=0.0)
+    _, (U, s, Vt), dtype = resolve_operator(A, svd)
+    eta = _real(eta, "eta", lo=0, lo_open=True)
+    t = check_int(t, "t", lo=0, integral_float=True)
+    nv = _real(noise_var, "noise_var", lo=0)
     s2 = s * s
     # φ_i / σ_i = σ_i / (σ_i² + ν) · conv_i, with no division by a tiny σ_i
     d = _safe_div(s, s2 + nv) * _landweber_conv(eta * (s2 + nv), t)
@@ -623,7 +636,7 @@ def lmmse_from_samples(A, X, noise, *, ddof: int = 1) -> tuple[np.ndarray, np.nd
     X = check_2d(X, "X", shape=(None, n))
     check_finite(X, "X")
     N = X.shape[0]
-    ddof = _integer(ddof, "ddof", lo=0)
+    ddof = check_int(ddof, "ddof", lo=0, integral_float=True)
     if N - ddof < 1:
         raise FastinvError(
             f"X has {N} sample(s); give at least {ddof + 1} to estimate a covariance"
@@ -1030,7 +1043,7 @@ def gcv_k(A_or_svd, Y, *, ks=None) -> ParameterChoice:
     U, s, Vt = _as_svd(A_or_svd)
     m, n = U.shape[0], Vt.shape[1]
     Y = _rhs(Y, m, "Y")
-    grid = _k_grid(ks, min(_rank(s, m, n), m - 1))
+    grid = _k_grid(ks, min(numerical_rank(s, m, n), m - 1))
     _, w, perp = _project(Y, U)
     tail = np.concatenate([np.cumsum(w[::-1])[::-1], [0.0]])  # tail[k] = Σ_{i>=k} w_i
     curve = ((tail[grid] + perp) / Y.shape[0]) / (m - grid) ** 2.0
@@ -1056,7 +1069,7 @@ def oracle_k(A_or_svd, Y_val, X_val, *, ks=None) -> ParameterChoice:
     U, s, Vt = _as_svd(A_or_svd)
     m, n = U.shape[0], Vt.shape[1]
     Y, X, nx = _check_pair(Y_val, X_val, m, n)
-    r = _rank(s, m, n)
+    r = numerical_rank(s, m, n)
     grid = _k_grid(ks, r)
     _, _, bb, c, res, perp = _oracle_parts(U, Vt, Y, X)
     inv = _safe_div(1.0, s)

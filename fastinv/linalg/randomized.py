@@ -24,8 +24,7 @@ call of ``matvec``/``rmatvec``); the result reports how many were made.
 
 Data layout.  Blocks of ``l`` vectors of length ``N`` are held as C-contiguous *rows*
 (shape ``(l, N)``): the products ``Xᵀ Mᵀ`` and ``Yᵀ M`` are the fastest GEMM forms for a
-C-ordered ``M`` (measured 52 ms against 59–71 ms for ``M @ X`` and ``M.T @ X`` at
-n = 4096, l = 138 on the 2-core development machine), and ``Xt.T`` is exactly the
+C-ordered ``M`` (faster than ``M @ X`` and ``M.T @ X``), and ``Xt.T`` is exactly the
 Fortran-ordered matrix LAPACK factorises in place (no copies before ``getrf``/``geqrf``).
 A matrix-free call reproduces the dense result bitwise when its callables compute the same
 products (``matvec=lambda X: (X.T @ M.T).T``, ``rmatvec=lambda Y: (Y.T @ M).T``); with the
@@ -55,19 +54,20 @@ block, a guaranteed lower bound (up to rounding).  Costs ``2t + 1`` narrow passe
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from fastinv._device import float_dtype
-from fastinv._validation import check_2d, check_finite
+from fastinv._device import dtype_name, float_dtype, is_torch, resolve_device, to_numpy
+from fastinv._validation import check_2d, check_choice, check_finite, check_int, fail
 from fastinv.errors import FastinvError
+from fastinv.io import to_jsonable
 
-__all__ = ["RSVDResult", "rsvd", "svd_topk", "auto_n_iter"]
+__all__ = ["ALPHA", "RSVDResult", "auto_n_iter", "rsvd", "svd_topk"]
 
 #: HMT §4.3 safety factor α: err_est >= ||E|| with probability >= 1 - ALPHA**(-n_err_probes)
 ALPHA = 10.0
@@ -133,7 +133,7 @@ class RSVDResult:
 
     def to_dict(self) -> dict:
         """JSON-serialisable summary (singular values as a list, vectors by shape only)."""
-        s = np.asarray(_to_numpy(self.s), dtype=np.float64)
+        s = np.asarray(to_numpy(self.s), dtype=np.float64)
         return {
             "method": self.method,
             "k": int(self.k),
@@ -148,32 +148,16 @@ class RSVDResult:
             "krylov_blocks": None if self.krylov_blocks is None else int(self.krylov_blocks),
             "seed": self.seed,
             "s": [float(v) for v in s],
-            "err_est": _jfloat(self.err_est),
-            "rel_err_est": _jfloat(self.rel_err_est),
-            "err_lower": _jfloat(self.err_lower),
-            "err_fail_prob": _jfloat(self.err_fail_prob),
+            "err_est": to_jsonable(float(self.err_est)),
+            "rel_err_est": to_jsonable(float(self.rel_err_est)),
+            "err_lower": to_jsonable(float(self.err_lower)),
+            "err_fail_prob": to_jsonable(float(self.err_fail_prob)),
             "n_err_probes": int(self.n_err_probes),
             "n_err_iter": int(self.n_err_iter),
             "U_shape": [int(d) for d in self.U.shape],
             "Vt_shape": [int(d) for d in self.Vt.shape],
             "notes": list(self.notes),
         }
-
-
-def _jfloat(x: float) -> float | None:
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
-def _to_numpy(a):
-    if _is_torch(a):
-        return a.detach().cpu().numpy()
-    return np.asarray(a)
-
-
-def _is_torch(x) -> bool:
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(x, torch.Tensor)
 
 
 def auto_n_iter(k: int, shape: tuple[int, int], method: str = "hmt") -> int:
@@ -466,7 +450,7 @@ class _DenseOp:
             return
         self._checked = True
         if not self.be.isfinite(y):
-            check_finite(_to_numpy(self.M), "M")  # raises, naming the first bad entry
+            check_finite(to_numpy(self.M), "M")  # raises, naming the first bad entry
             raise FastinvError(
                 "M @ X overflowed to Inf although M is finite; rescale M (divide by its "
                 "largest absolute entry) before calling rsvd"
@@ -502,7 +486,7 @@ class _FuncOp:
                 "M.T @ Y, both acting on blocks of column vectors)"
             )
         if isinstance(self.be, _NumpyBackend):
-            res = np.asarray(_to_numpy(res))
+            res = to_numpy(res)
             if not np.issubdtype(res.dtype, np.number) or np.iscomplexobj(res):
                 raise FastinvError(f"{name} must return real numbers, got dtype {res.dtype}")
             out = np.ascontiguousarray(res.T, dtype=self.be.dtype)
@@ -519,13 +503,20 @@ class _FuncOp:
 # --------------------------------------------------------------------------------------
 # algorithms (backend-generic, rows layout)
 # --------------------------------------------------------------------------------------
-def _hmt(op, be, omt, k: int, q: int):
-    """HMT Alg. 4.4 with LU re-normalisation; returns (Ut (k, m), s (k,), Vt (k, n))."""
+def _hmt_range(op, be, omt, q: int):
+    """HMT Alg. 4.4 with LU re-normalisation: orthonormal rows ``Qt`` spanning
+    ``((M Mᵀ)^q M Ω)ᵀ``."""
     yt = op.mv(omt)
     for _ in range(q):
         zt = op.rmv(be.lu_rows(yt))
         yt = op.mv(be.lu_rows(zt))
     qt, _ = be.orth_rows(yt)
+    return qt
+
+
+def _project_svd(op, be, qt, k: int):
+    """Rayleigh–Ritz on the rows ``qt``: ``B = Qᵀ M = W Σ Zᵀ`` by one pass and a small SVD;
+    returns (Ut (k, m), s (k,), Vt (k, n))."""
     bt = op.rmv(qt)  # (l, n) = Qᵀ M
     x, sv, yht = be.svd(bt.T)  # Bᵀ = X diag(s) Yhᵀ  =>  B = Yh diag(s) Xᵀ,  U = Q Yh
     ut = yht[:k] @ qt
@@ -563,13 +554,23 @@ def _orth_against(be, wt, basis, tol: float):
     return qt, c, r, ok
 
 
-def _block_krylov(op, be, omt, k: int, q: int, notes: list[str]):
-    """Randomized block Krylov (Musco & Musco 2015) by block Golub–Kahan–Lanczos.
+@dataclass
+class _KrylovBasis:
+    """Left blocks ``qall`` (``used`` of them), right blocks ``pall`` and the coefficients
+    ``g`` with ``Mᵀ Q_j = Σ_{i≤j+1} P_i G_ij``; ``explicit`` when the right basis ran out
+    and the Rayleigh–Ritz step needs one explicit pass."""
 
-    Left blocks ``Q_j`` (orthonormal, spanning ``K``) and right blocks ``P_j`` with
-    ``Mᵀ Q_j = Σ_{i≤j+1} P_i G_ij``; then ``Qᵀ M = Gᵀ Pᵀ`` and the Ritz vectors come from
-    the SVD of the small matrix ``G`` ((s+1) l × s l). Returns (Ut, s, Vt, blocks_used).
-    """
+    qall: Any
+    pall: Any
+    g: Any
+    l: int
+    used: int
+    explicit: bool
+
+
+def _krylov_basis(op, be, omt, q: int, notes: list[str]) -> _KrylovBasis:
+    """Randomized block Krylov (Musco & Musco 2015) by block Golub–Kahan–Lanczos: ``q + 1``
+    left blocks, each orthonormalised against the ones before."""
     l, n = omt.shape
     m = op.shape[0]
     nb = q + 1
@@ -579,8 +580,7 @@ def _block_krylov(op, be, omt, k: int, q: int, notes: list[str]):
     pall[:l] = p0
     qall = be.empty((nb * l, m))
     g = be.zeros(((nb + 1) * l, nb * l))
-    used = 0
-    explicit = False
+    kb = _KrylovBasis(qall, pall, g, l, used=0, explicit=False)
     for j in range(nb):
         yt = op.mv(pall[j * l : (j + 1) * l])
         qt, _, _, ok = _orth_against(be, yt, qall[: j * l] if j else None, tol)
@@ -590,34 +590,49 @@ def _block_krylov(op, be, omt, k: int, q: int, notes: list[str]):
         qall[j * l : (j + 1) * l] = qt
         wt = op.rmv(qt)
         pt, c, r, ok = _orth_against(be, wt, pall[: (j + 1) * l], tol)
+        kb.used = j + 1
         if not ok:
             notes.append(
                 f"right Krylov basis exhausted at block {j}; Rayleigh-Ritz by one explicit pass"
             )
-            used = j + 1
-            explicit = True
+            kb.explicit = True
             break
         g[: (j + 1) * l, j * l : (j + 1) * l] = c
         g[(j + 1) * l : (j + 2) * l, j * l : (j + 1) * l] = r
         pall[(j + 1) * l : (j + 2) * l] = pt
-        used = j + 1
-    if explicit:
-        qu = qall[: used * l]
-        bt = op.rmv(qu)  # (used l, n) = Qᵀ M
-        x, sv, yht = be.svd(bt.T)
-        ut = yht[:k] @ qu
-        vt = x[:, :k].T
-    else:
-        gu = g[: (used + 1) * l, : used * l]
-        x, sv, yht = be.svd(gu)  # Qᵀ M = Guᵀ Pᵀ = Yh diag(s) Xᵀ Pᵀ
-        ut = yht[:k] @ qall[: used * l]
-        vt = x[:, :k].T @ pall[: (used + 1) * l]
-    vt = vt.copy() if isinstance(vt, np.ndarray) else vt.contiguous()
-    return ut, sv[:k], vt, used
+    return kb
 
 
-def _estimate_error(op, be, ut, s, vt, rng, r: int, t: int):
-    """(err_est, err_lower, passes) for ``E = M − U diag(s) Vt`` by probes and power steps."""
+def _krylov_ritz(op, be, kb: _KrylovBasis, k: int):
+    """Ritz vectors of the Krylov space: from the SVD of the small matrix ``G``
+    ((s+1) l × s l) since ``Qᵀ M = Gᵀ Pᵀ``, or by one explicit pass; (Ut, s, Vt)."""
+    l, used = kb.l, kb.used
+    if kb.explicit:
+        return _project_svd(op, be, kb.qall[: used * l], k)
+    gu = kb.g[: (used + 1) * l, : used * l]
+    x, sv, yht = be.svd(gu)  # Qᵀ M = Guᵀ Pᵀ = Yh diag(s) Xᵀ Pᵀ
+    ut = yht[:k] @ kb.qall[: used * l]
+    vt = x[:, :k].T @ kb.pall[: (used + 1) * l]
+    return ut, sv[:k], vt.copy() if isinstance(vt, np.ndarray) else vt.contiguous()
+
+
+class _ErrorEstimate(NamedTuple):
+    """The a-posteriori error fields of :class:`RSVDResult`."""
+
+    err_est: float
+    err_lower: float
+    err_fail_prob: float
+    n_passes_err: int
+    n_err_probes: int
+    n_err_iter: int
+
+
+_NO_ESTIMATE = _ErrorEstimate(math.nan, math.nan, math.nan, 0, 0, 0)
+
+
+def _estimate_error(op, be, ut, s, vt, rng, r: int, t: int) -> _ErrorEstimate:
+    """Upper estimate and lower bound of ``‖E‖₂``, ``E = M − U diag(s) Vt``, from ``r``
+    Gaussian probes and ``t`` power steps on ``E``."""
     n = op.shape[1]
     p0 = op.passes
     w = be.asarray(rng.standard_normal((r, n), dtype=be.dtype))
@@ -648,7 +663,12 @@ def _estimate_error(op, be, ut, s, vt, rng, r: int, t: int):
         err_est = 0.0
     else:
         err_est = math.exp((mx + math.log(ALPHA * math.sqrt(2.0 / math.pi))) / (2 * t + 1))
-    # lower bound: max over z of ||E X z|| / ||X z|| (generalised Rayleigh quotient)
+    lower = _ritz_lower_bound(yh, xh, ny)
+    return _ErrorEstimate(err_est, lower, ALPHA ** (-r), op.passes - p0, r, t)
+
+
+def _ritz_lower_bound(yh: np.ndarray, xh: np.ndarray, ny: np.ndarray) -> float:
+    """max over z of ``‖E X z‖ / ‖X z‖`` (generalised Rayleigh quotient), ``Y = E X``."""
     lower = float(np.max(ny / np.maximum(np.linalg.norm(xh, axis=1), 1e-300)))
     try:
         import scipy.linalg as sla
@@ -657,100 +677,172 @@ def _estimate_error(op, be, ut, s, vt, rng, r: int, t: int):
         lower = max(lower, math.sqrt(max(float(ev[-1]), 0.0)))
     except (np.linalg.LinAlgError, ValueError):  # probes numerically dependent
         pass
-    return err_est, lower, op.passes - p0
+    return lower
 
 
 # --------------------------------------------------------------------------------------
-# public API
+# rsvd: checks, backend choice, the run
 # --------------------------------------------------------------------------------------
-def _check_int(x, name: str, lo: int, hi: int | None = None) -> int:
-    if isinstance(x, bool) or not isinstance(x, int | np.integer):
-        raise FastinvError(f"{name} must be an integer, got {x!r}")
-    x = int(x)
-    if x < lo or (hi is not None and x > hi):
-        rng = f">= {lo}" if hi is None else f"between {lo} and {hi}"
-        raise FastinvError(f"{name} must be {rng}, got {x}")
-    return x
+@dataclass
+class _Plan:
+    """The checked sizes of one rsvd call."""
+
+    k: int
+    l: int  # block size k + p, at most min(m, n)
+    q: int  # power iterations (hmt) or extra Krylov blocks
+    method: str  # the method that runs (block_krylov falls back to hmt when it cannot fit)
+    n_err_probes: int
+    n_err_iter: int
+    notes: list[str]
+
+
+def _plan(method: str, shape, k, n_oversamples, n_iter, n_err_probes, n_err_iter) -> _Plan:
+    """Check the integer arguments against ``shape`` and fit the Krylov bases."""
+    m, n = shape
+    kmax = min(m, n)
+    k = check_int(k, "k", lo=1, hi=kmax)
+    p = check_int(n_oversamples, "n_oversamples", lo=0)
+    if isinstance(n_iter, str):
+        if n_iter != "auto":
+            raise fail("n_iter", "a non-negative integer or 'auto'", n_iter)
+        q = auto_n_iter(k, shape, method)
+    else:
+        q = check_int(n_iter, "n_iter", lo=0)
+    r = check_int(n_err_probes, "n_err_probes", lo=1)
+    t = check_int(n_err_iter, "n_err_iter", lo=0)
+    plan = _Plan(k, min(k + p, kmax), q, method, r, t, notes=[])
+    if method == "block_krylov":
+        _fit_krylov(plan, m, n)
+    return plan
+
+
+def _fit_krylov(plan: _Plan, m: int, n: int) -> None:
+    """Cap ``q`` so that the Krylov bases fit: ``(q + 2) l <= n`` and ``(q + 1) l <= m``;
+    run hmt when not even ``q = 1`` fits."""
+    q_fit = min(n // plan.l - 2, m // plan.l - 1)
+    if q_fit >= plan.q:
+        return
+    if q_fit >= 1:
+        plan.notes.append(f"n_iter reduced from {plan.q} to {q_fit} so that the Krylov bases fit")
+        plan.q = q_fit
+    else:
+        plan.notes.append("block size too large for a Krylov basis (2l > n); ran hmt")
+        plan.method = "hmt"
 
 
 def _make_rng(seed) -> np.random.Generator:
     if isinstance(seed, np.random.Generator):
         return seed
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise FastinvError(
-            f"seed must be a non-negative integer or a numpy.random.Generator, got {seed!r}"
-        )
-    return np.random.default_rng(int(seed))
+    try:
+        seed = check_int(seed, "seed", lo=0)
+    except FastinvError:
+        raise fail("seed", "a non-negative integer or a numpy.random.Generator", seed) from None
+    return np.random.default_rng(seed)
+
+
+def _work_dtype(source, dtype) -> np.dtype:
+    """The working precision: ``dtype`` when given, else that of the source, float32 or
+    float64."""
+    return float_dtype(source if dtype is None else dtype)
+
+
+def _torch_source_dtype(M):
+    return np.float32 if dtype_name(M.dtype) == "float32" else np.float64
+
+
+def _backend(dt, device):
+    """NumPy/SciPy without ``device``, torch on it otherwise."""
+    return _NumpyBackend(dt) if device is None else _TorchBackend(dt, resolve_device(device))
 
 
 def _setup(M, matvec, rmatvec, shape, dtype, device):
-    """Choose backend and operator; returns (op, be, out_kind, shape)."""
+    """Choose backend and operator; returns (op, be, out_kind) with out_kind the kind of
+    arrays the caller gets back ("numpy" or "torch")."""
     if M is None:
-        if matvec is None or rmatvec is None or shape is None:
-            raise FastinvError(
-                "give either M or all of matvec, rmatvec and shape=(m, n) for a matrix-free "
-                "operator"
-            )
-        if not (callable(matvec) and callable(rmatvec)):
-            raise FastinvError("matvec and rmatvec must be callables mapping blocks to blocks")
-        try:
-            m, n = (int(shape[0]), int(shape[1]))
-            bad = len(shape) != 2
-        except (TypeError, ValueError, IndexError):
-            bad = True
-        if bad or m < 1 or n < 1:
-            raise FastinvError(f"shape must be a pair of positive integers (m, n), got {shape!r}")
-        dt = float_dtype(np.float64 if dtype is None else dtype)
-        be = _NumpyBackend(dt) if device is None else _TorchBackend(dt, _torch_device(device))
-        out_kind = "numpy" if device is None else "torch"
-        return _FuncOp(matvec, rmatvec, (m, n), be), be, out_kind, (m, n)
+        return _matrix_free(matvec, rmatvec, shape, dtype, device)
     if matvec is not None or rmatvec is not None or shape is not None:
         raise FastinvError("give either M or matvec/rmatvec/shape, not both")
-    if _is_torch(M):
-        if M.ndim != 2:
-            raise FastinvError(f"M must be a 2-D array, got shape {tuple(M.shape)}")
-        if M.is_complex() or str(M.dtype) == "torch.bool":
-            raise FastinvError(f"M must hold real numbers, got dtype {M.dtype}")
-        src = str(M.dtype).replace("torch.", "")
-        dt = float_dtype(np.float32 if src == "float32" else np.float64)
-        if dtype is not None:
-            dt = float_dtype(dtype)
-        dev = M.device if device is None else _torch_device(device)
-        be = _TorchBackend(dt, dev)
-        mm = be.asarray(M)
-        out_kind = "torch"
+    if is_torch(M):
+        be, mm, out_kind = _torch_matrix(M, dtype, device)
     else:
-        a = _check_2d_m(M)
-        dt = float_dtype(a.dtype if dtype is None else dtype)
-        if device is None:
-            be = _NumpyBackend(dt)
-            mm = a if a.dtype == dt and (a.flags.c_contiguous or a.flags.f_contiguous) else None
-            if mm is None:
-                mm = np.ascontiguousarray(a, dtype=dt)
-        else:
-            be = _TorchBackend(dt, _torch_device(device))
-            mm = be.asarray(a)
-        out_kind = "numpy"
+        be, mm, out_kind = _numpy_matrix(M, dtype, device)
     m, n = int(mm.shape[0]), int(mm.shape[1])
     if m < 1 or n < 1:
         raise FastinvError(f"M must have at least one row and one column, got shape {(m, n)}")
-    return _DenseOp(mm, be), be, out_kind, (m, n)
+    return _DenseOp(mm, be), be, out_kind
 
 
-def _check_2d_m(M) -> np.ndarray:
-    return check_2d(M, "M")
-
-
-def _torch_device(device):
-    import torch
-
+def _matrix_free(matvec, rmatvec, shape, dtype, device):
+    if matvec is None or rmatvec is None or shape is None:
+        raise FastinvError(
+            "give either M or all of matvec, rmatvec and shape=(m, n) for a matrix-free operator"
+        )
+    if not (callable(matvec) and callable(rmatvec)):
+        raise FastinvError("matvec and rmatvec must be callables mapping blocks to blocks")
     try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise FastinvError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise FastinvError("device='cuda' was asked for but no CUDA device is available")
-    return dev
+        m, n = (int(shape[0]), int(shape[1]))
+        bad = len(shape) != 2
+    except (TypeError, ValueError, IndexError):
+        bad = True
+    if bad or m < 1 or n < 1:
+        raise fail("shape", "a pair of positive integers (m, n)", shape)
+    be = _backend(_work_dtype(np.float64, dtype), device)
+    return _FuncOp(matvec, rmatvec, (m, n), be), be, "numpy" if device is None else "torch"
+
+
+def _check_torch_matrix(M) -> None:
+    if M.ndim != 2:
+        raise FastinvError(f"M must be a 2-D array, got shape {tuple(M.shape)}")
+    if M.is_complex() or str(M.dtype) == "torch.bool":
+        raise FastinvError(f"M must hold real numbers, got dtype {M.dtype}")
+
+
+def _torch_matrix(M, dtype, device):
+    """(backend, matrix, out_kind) for a torch tensor: torch on its device or ``device``."""
+    _check_torch_matrix(M)
+    dt = _work_dtype(_torch_source_dtype(M), dtype)
+    be = _TorchBackend(dt, M.device if device is None else resolve_device(device))
+    return be, be.asarray(M), "torch"
+
+
+def _numpy_matrix(M, dtype, device):
+    """(backend, matrix, out_kind) for an array: NumPy (no copy when it is usable as it is),
+    or torch on ``device``."""
+    a = check_2d(M, "M")
+    dt = _work_dtype(a.dtype, dtype)
+    if device is not None:
+        be = _backend(dt, device)
+        return be, be.asarray(a), "numpy"
+    usable = a.dtype == dt and (a.flags.c_contiguous or a.flags.f_contiguous)
+    return _NumpyBackend(dt), a if usable else np.ascontiguousarray(a, dtype=dt), "numpy"
+
+
+def _blas_threads(be, shape, l: int):
+    """One BLAS thread for small problems (a pass below ~2^25 multiply-adds, about a
+    millisecond on one core): threads only add synchronisation there."""
+    small = isinstance(be, _NumpyBackend) and shape[0] * shape[1] * l <= 2**25
+    return _one_blas_thread() if small else contextlib.nullcontext()
+
+
+def _factorize(op, be, omt, plan: _Plan):
+    """Range finder, then projection and small SVD: (Ut, s, Vt, Krylov blocks or None)."""
+    if plan.method == "hmt":
+        return (*_project_svd(op, be, _hmt_range(op, be, omt, plan.q), plan.k), None)
+    kb = _krylov_basis(op, be, omt, plan.q, plan.notes)
+    return (*_krylov_ritz(op, be, kb, plan.k), kb.used)
+
+
+def _deliver(be, ut, s, vt, numpy_out: bool):
+    """``(U, s, Vt)`` with ``U = Utᵀ`` C-contiguous; NumPy arrays when ``numpy_out``."""
+    u = ut.T
+    u = np.ascontiguousarray(u) if isinstance(u, np.ndarray) else u.contiguous()
+    if numpy_out and not isinstance(u, np.ndarray):
+        u, s, vt = be.to_numpy(u), be.to_numpy(s), be.to_numpy(vt)
+    return u, s, vt
+
+
+def _relative(err: float, s0: float) -> float:
+    return err / s0 if s0 > 0 else (0.0 if err == 0 else math.inf)
 
 
 def rsvd(
@@ -825,103 +917,47 @@ def rsvd(
         Bad ``k``/options, NaN or Inf in ``M`` (or returned by ``matvec``/``rmatvec``), a
         ``matvec``/``rmatvec`` returning the wrong shape.
     """
-    if method not in _METHODS:
-        raise FastinvError(f"method must be one of {_METHODS}, got {method!r}")
-    op, be, out_kind, (m, n) = _setup(M, matvec, rmatvec, shape, dtype, device)
-    kmax = min(m, n)
-    k = _check_int(k, "k", 1, kmax)
-    p = _check_int(n_oversamples, "n_oversamples", 0)
-    if isinstance(n_iter, str):
-        if n_iter != "auto":
-            raise FastinvError(f"n_iter must be a non-negative integer or 'auto', got {n_iter!r}")
-        q = auto_n_iter(k, (m, n), method)
-    else:
-        q = _check_int(n_iter, "n_iter", 0)
-    r_probes = _check_int(n_err_probes, "n_err_probes", 1)
-    t_err = _check_int(n_err_iter, "n_err_iter", 0)
+    method = check_choice(method, "method", _METHODS, normalize=False)
+    op, be, out_kind = _setup(M, matvec, rmatvec, shape, dtype, device)
+    plan = _plan(method, op.shape, k, n_oversamples, n_iter, n_err_probes, n_err_iter)
     rng = _make_rng(seed)
-    l = min(k + p, kmax)
-    notes: list[str] = []
-    used_method = method
-    if method == "block_krylov":
-        q_fit = min(n // l - 2, m // l - 1)
-        if q_fit < q:
-            if q_fit >= 1:
-                notes.append(f"n_iter reduced from {q} to {q_fit} so that the Krylov bases fit")
-                q = q_fit
-            else:
-                notes.append("block size too large for a Krylov basis (2l > n); ran hmt")
-                used_method = "hmt"
-
-    omt = be.asarray(rng.standard_normal((l, n), dtype=be.dtype))
-    blocks = None
-    # small problems (a pass below ~2^25 multiply-adds, about a millisecond on one core)
-    # run single-threaded: threads only add synchronisation there
-    small = isinstance(be, _NumpyBackend) and m * n * l <= 2**25
-    with _one_blas_thread() if small else contextlib.nullcontext():
-        if used_method == "hmt":
-            ut, sv, vt = _hmt(op, be, omt, k, q)
-        else:
-            ut, sv, vt, blocks = _block_krylov(op, be, omt, k, q, notes)
+    omt = be.asarray(rng.standard_normal((plan.l, op.shape[1]), dtype=be.dtype))
+    with _blas_threads(be, op.shape, plan.l):
+        ut, sv, vt, blocks = _factorize(op, be, omt, plan)
         n_passes = op.passes
         be.flip(ut, vt)
+        est = _NO_ESTIMATE
         if estimate_error:
-            err, lower, passes_err = _estimate_error(op, be, ut, sv, vt, rng, r_probes, t_err)
-            fail = ALPHA ** (-r_probes)
-        else:
-            err, lower, passes_err, fail = math.nan, math.nan, 0, math.nan
-    s0 = float(sv[0]) if k else math.nan
-    rel = err / s0 if s0 > 0 else (0.0 if err == 0 else math.inf)
-
-    u = ut.T
-    if isinstance(u, np.ndarray):
-        u = np.ascontiguousarray(u)
-    else:
-        u = u.contiguous()
-    if out_kind == "numpy" and not isinstance(u, np.ndarray):
-        u, sv, vt = be.to_numpy(u), be.to_numpy(sv), be.to_numpy(vt)
+            est = _estimate_error(op, be, ut, sv, vt, rng, plan.n_err_probes, plan.n_err_iter)
+    rel = _relative(est.err_est, float(sv[0]))
+    U, s, Vt = _deliver(be, ut, sv, vt, numpy_out=out_kind == "numpy")
     return RSVDResult(
-        U=u,
-        s=sv,
-        Vt=vt,
-        n_passes=n_passes,
-        method=used_method,
-        err_est=float(err),
-        rel_err_est=float(rel),
-        err_lower=float(lower),
-        err_fail_prob=float(fail),
-        n_passes_err=passes_err,
-        n_iter=q,
-        n_oversamples=l - k,
-        n_err_probes=r_probes if estimate_error else 0,
-        n_err_iter=t_err if estimate_error else 0,
-        krylov_blocks=blocks,
-        backend=be.name,
-        device=be.device,
-        dtype=str(be.dtype),
-        shape=(m, n),
-        k=k,
-        seed=int(seed) if not isinstance(seed, np.random.Generator) else None,
-        notes=notes,
-    )
+        U=U, s=s, Vt=Vt, n_passes=n_passes, method=plan.method, rel_err_est=rel,
+        n_iter=plan.q, n_oversamples=plan.l - plan.k, krylov_blocks=blocks, backend=be.name,
+        device=be.device, dtype=str(be.dtype), shape=op.shape, k=plan.k,
+        seed=None if isinstance(seed, np.random.Generator) else int(seed), notes=plan.notes,
+        **est._asdict(),
+    )  # fmt: skip
 
 
+#: rsvd's keyword arguments and their defaults (svd_topk passes them on)
+_RSVD_DEFAULTS = {
+    name: p.default
+    for name, p in inspect.signature(rsvd).parameters.items()
+    if p.kind is inspect.Parameter.KEYWORD_ONLY
+}
+
+
+# --------------------------------------------------------------------------------------
+# svd_topk: full SVD or rsvd
+# --------------------------------------------------------------------------------------
 def svd_topk(
     M=None,
     k: int = 10,
     *,
     full_threshold: int = 1024,
     full_fraction: float = 0.25,
-    method: str = "hmt",
-    n_oversamples: int = 10,
-    n_iter: int | str = "auto",
-    seed: int | np.random.Generator = 0,
-    matvec: Callable | None = None,
-    rmatvec: Callable | None = None,
-    shape: tuple[int, int] | None = None,
-    dtype=None,
-    device=None,
-    estimate_error: bool = True,
+    **rsvd_options,
 ):
     """Top-``k`` singular triplets by full LAPACK SVD or by :func:`rsvd`, whichever fits.
 
@@ -930,6 +966,17 @@ def svd_topk(
     ``k + n_oversamples`` exceeds ``full_fraction * min(m, n)`` (then the ``2q + 2`` passes of
     a randomized method cost about as much as the full factorisation and are less
     accurate); :func:`rsvd` with ``method`` otherwise and always for matrix-free operators.
+
+    Parameters
+    ----------
+    M, k
+        As in :func:`rsvd`.
+    full_threshold : int, default 1024
+    full_fraction : float, default 0.25
+    **rsvd_options
+        Keyword arguments of :func:`rsvd` (``method``, ``n_oversamples``, ``n_iter``,
+        ``seed``, ``matvec``, ``rmatvec``, ``shape``, ``dtype``, ``device``,
+        ``estimate_error``, ...); ``dtype`` and ``device`` apply to the full SVD too.
 
     Returns
     -------
@@ -941,35 +988,20 @@ def svd_topk(
         ``err_est`` (exact ``σ_{k+1}`` for the full SVD) and the :class:`RSVDResult` summary
         for the randomized methods.
     """
-    if method not in _METHODS:
-        raise FastinvError(f"method must be one of {_METHODS}, got {method!r}")
-    full_threshold = _check_int(full_threshold, "full_threshold", 0)
-    if M is not None and matvec is None and rmatvec is None and shape is None:
-        if not _is_torch(M):
-            M = _check_2d_m(M)
-        shp = tuple(M.shape)
-        k = _check_int(k, "k", 1, max(1, min(shp)) if len(shp) == 2 else None)
-        if len(shp) != 2:
-            raise FastinvError(f"M must be a 2-D array, got shape {shp}")
-        mn = min(int(shp[0]), int(shp[1]))
-        reason = None
-        if mn <= full_threshold:
-            reason = f"min(shape) = {mn} <= full_threshold = {full_threshold}"
-        elif k + n_oversamples > full_fraction * mn:
-            reason = (
-                f"k + n_oversamples = {k + n_oversamples} > full_fraction * min(shape) = "
-                f"{full_fraction * mn:g}"
-            )
-        if reason is not None:
-            return _full_topk(M, k, dtype=dtype, device=device, reason=reason)
-        reason = f"min(shape) = {mn} > full_threshold = {full_threshold}, k small"
-    else:
-        reason = "matrix-free operator"
-    res = rsvd(
-        M, k, n_oversamples=n_oversamples, n_iter=n_iter, method=method, seed=seed,
-        matvec=matvec, rmatvec=rmatvec, shape=shape, dtype=dtype, device=device,
-        estimate_error=estimate_error,
-    )  # fmt: skip
+    unknown = [name for name in rsvd_options if name not in _RSVD_DEFAULTS]
+    if unknown:
+        raise TypeError(f"svd_topk() got an unexpected keyword argument {unknown[0]!r}")
+    opts = {**_RSVD_DEFAULTS, **rsvd_options}
+    check_choice(opts["method"], "method", _METHODS, normalize=False)
+    full_threshold = check_int(full_threshold, "full_threshold", lo=0)
+    reason = "matrix-free operator"
+    if M is not None and all(opts[name] is None for name in ("matvec", "rmatvec", "shape")):
+        M, k, reason, full = _choose_full(
+            M, k, full_threshold, full_fraction, opts["n_oversamples"]
+        )
+        if full:
+            return _full_topk(M, k, dtype=opts["dtype"], device=opts["device"], reason=reason)
+    res = rsvd(M, k, **rsvd_options)
     info = res.to_dict()
     info.pop("s")
     info["method"] = "rsvd" if res.method == "hmt" else "block_krylov"
@@ -978,54 +1010,72 @@ def svd_topk(
     return res.U, res.s, res.Vt, info
 
 
-def _full_topk(M, k, *, dtype, device, reason):
-    if _is_torch(M) or device is not None:
-        import torch
+def _choose_full(M, k, full_threshold: int, full_fraction: float, n_oversamples):
+    """(M, k, reason, full): whether a dense ``M`` gets the full SVD, and why."""
+    if not is_torch(M):
+        M = check_2d(M, "M")
+    shp = tuple(M.shape)
+    k = check_int(k, "k", lo=1, hi=max(1, min(shp)) if len(shp) == 2 else None)
+    if len(shp) != 2:
+        raise FastinvError(f"M must be a 2-D array, got shape {shp}")
+    mn = min(int(shp[0]), int(shp[1]))
+    if mn <= full_threshold:
+        return M, k, f"min(shape) = {mn} <= full_threshold = {full_threshold}", True
+    if k + n_oversamples > full_fraction * mn:
+        reason = (
+            f"k + n_oversamples = {k + n_oversamples} > full_fraction * min(shape) = "
+            f"{full_fraction * mn:g}"
+        )
+        return M, k, reason, True
+    return M, k, f"min(shape) = {mn} > full_threshold = {full_threshold}, k small", False
 
-        src_torch = _is_torch(M)
-        if src_torch:
-            dt = float_dtype(np.float32 if M.dtype == torch.float32 else np.float64)
-        else:
-            dt = float_dtype(_check_2d_m(M).dtype)
-        if dtype is not None:
-            dt = float_dtype(dtype)
-        dev = (M.device if src_torch else "cpu") if device is None else _torch_device(device)
-        be = _TorchBackend(dt, dev)
-        a = be.asarray(M)
-        kmax = min(a.shape)
-        k = _check_int(k, "k", 1, kmax)
-        if not be.isfinite(a):
-            check_finite(be.to_numpy(a), "M")
-        u, s, vt = torch.linalg.svd(a, full_matrices=False)
-        out_np = not src_torch
+
+def _full_svd_torch(M, k, dtype, device):
+    """(backend, matrix, k, (u, s, vh)) by ``torch.linalg.svd``."""
+    import torch
+
+    source = _torch_source_dtype(M) if is_torch(M) else check_2d(M, "M").dtype
+    dt = _work_dtype(source, dtype)
+    dev = (M.device if is_torch(M) else "cpu") if device is None else resolve_device(device)
+    be = _TorchBackend(dt, dev)
+    a = be.asarray(M)
+    k = check_int(k, "k", lo=1, hi=min(a.shape))
+    if not be.isfinite(a):
+        check_finite(be.to_numpy(a), "M")
+    return be, a, k, torch.linalg.svd(a, full_matrices=False)
+
+
+def _full_svd_numpy(M, k, dtype):
+    """(backend, matrix, k, (u, s, vh)) by LAPACK on all BLAS threads."""
+    a = check_2d(M, "M")
+    dt = _work_dtype(a.dtype, dtype)
+    a = np.asarray(a, dtype=dt)
+    k = check_int(k, "k", lo=1, hi=min(a.shape))
+    check_finite(a, "M")
+    be = _NumpyBackend(dt)
+    return be, a, k, be._svd(a)  # all BLAS threads: a large square factorisation
+
+
+def _full_topk(M, k, *, dtype, device, reason):
+    if is_torch(M) or device is not None:
+        be, a, k, (u, s, vt) = _full_svd_torch(M, k, dtype, device)
+        numpy_out = not is_torch(M)
     else:
-        a = _check_2d_m(M)
-        dt = float_dtype(a.dtype if dtype is None else dtype)
-        a = np.asarray(a, dtype=dt)
-        kmax = min(a.shape)
-        k = _check_int(k, "k", 1, kmax)
-        check_finite(a, "M")
-        be = _NumpyBackend(dt)
-        u, s, vt = be._svd(a)  # all BLAS threads: a large square factorisation
-        out_np = True
+        be, a, k, (u, s, vt) = _full_svd_numpy(M, k, dtype)
+        numpy_out = True
+    kmax = min(a.shape)
     err = float(s[k]) if k < kmax else 0.0
-    ut = u[:, :k].T.clone() if _is_torch(u) else u[:, :k].T.copy()
-    vt = vt[:k].clone() if _is_torch(vt) else vt[:k].copy()
+    ut = u[:, :k].T.clone() if is_torch(u) else u[:, :k].T.copy()
+    vt = vt[:k].clone() if is_torch(vt) else vt[:k].copy()
     be.flip(ut, vt)
-    U, s, Vt = ut.T, s[:k], vt
-    if out_np and _is_torch(U):
-        U, s, Vt = be.to_numpy(U), be.to_numpy(s), be.to_numpy(Vt)
-    if isinstance(U, np.ndarray):
-        U = np.ascontiguousarray(U)
-    else:
-        U = U.contiguous()
+    U, s, Vt = _deliver(be, ut, s[:k], vt, numpy_out)
     s0 = float(s[0])
     info = {
         "method": "full",
         "reason": reason,
         "k": int(k),
         "shape": [int(d) for d in a.shape],
-        "dtype": str(np.dtype(dt)),
+        "dtype": str(be.dtype),
         "backend": be.name,
         "device": be.device,
         "n_passes": 0,

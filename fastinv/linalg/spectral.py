@@ -1,6 +1,6 @@
 """Comparing a matrix M (a surrogate C, a mean Jacobian, a reference inverse) with A's SVD.
 
-What is compared, and why (../shared/SCIENCE.md §3):
+What is compared, and why (docs/science.md §3):
 
 - *Filter factors* F = Vᵀ M U S: diag(F) says how much of A's singular direction i M inverts
   (1 like A⁻¹, 0 suppressed) — this pairs M's action with A's singular *vectors*, not with
@@ -22,13 +22,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import scipy.linalg as sla
 
-from fastinv._validation import check_2d, check_finite
+from fastinv._validation import check_finite, check_int, check_matrix
 from fastinv.errors import FastinvError
-from fastinv.linalg.estimators import _check_svd, _rank, _resolve
+from fastinv.io import to_jsonable
+from fastinv.linalg.estimators import check_svd, numerical_rank, resolve_operator, thin_svd
 
 _EPS = float(np.finfo(np.float64).eps)
 
@@ -41,55 +43,30 @@ PHI_TOL = 0.1
 DEFAULT_KS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)
 
 __all__ = [
+    "DEFAULT_KS",
+    "EIG_NORMALITY_THRESHOLD",
+    "PHI_TOL",
     "Comparison",
+    "angles_within_rank",
+    "compare",
+    "eigen_report",
     "filter_factor_matrix",
     "filter_factors",
-    "singular_values",
-    "sv_distance",
-    "principal_angles",
-    "operator_distance",
-    "residual_identity",
     "henrici_departure",
-    "eigen_report",
-    "compare",
+    "operator_distance",
+    "per_k",
+    "principal_angles",
+    "residual_identity",
+    "singular_values",
+    "spectral_norm",
+    "sv_distance",
+    "top_svd",
 ]
-
-
-def _mat(M, what: str) -> np.ndarray:
-    a = check_2d(M, what)
-    if a.size == 0:
-        raise FastinvError(f"{what} is empty (shape {a.shape}); give a non-empty matrix")
-    check_finite(a, what)
-    return np.asarray(a, dtype=np.float64)
 
 
 def _square(M: np.ndarray, what: str) -> None:
     if M.shape[0] != M.shape[1]:
         raise FastinvError(f"{what} must be square for eigenvalues, got shape {M.shape}")
-
-
-def _f(x) -> float | None:
-    """A JSON-safe float (None for NaN/inf)."""
-    if x is None:
-        return None
-    x = float(x)
-    return x if np.isfinite(x) else None
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [_jsonable(v) for v in obj.tolist()]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return _f(obj)
-    return obj
 
 
 # --------------------------------------------------------------------------------------------
@@ -112,8 +89,8 @@ def filter_factor_matrix(M, U, s, Vt) -> np.ndarray:
     -------
     ndarray of shape (r, r)
     """
-    U, s, Vt = _check_svd((U, s, Vt), None, complete=False)
-    M = _mat(M, "M")
+    U, s, Vt = check_svd((U, s, Vt), None, complete=False)
+    M = check_matrix(M, "M")
     if M.shape != (Vt.shape[1], U.shape[0]):
         raise FastinvError(
             f"M has shape {M.shape} but A's SVD needs ({Vt.shape[1]}, {U.shape[0]}) "
@@ -160,7 +137,7 @@ def singular_values(M) -> np.ndarray:
     -------
     ndarray of shape (min(p, q),)
     """
-    M = _mat(M, "M")
+    M = check_matrix(M, "M")
     try:
         return sla.svd(M, compute_uv=False, lapack_driver="gesdd", check_finite=False)
     except np.linalg.LinAlgError:  # pragma: no cover
@@ -245,13 +222,6 @@ def sv_distance(
 # subspaces
 
 
-def _full_svd(M: np.ndarray):
-    try:
-        return sla.svd(M, full_matrices=False, lapack_driver="gesdd", check_finite=False)
-    except np.linalg.LinAlgError:  # pragma: no cover
-        return sla.svd(M, full_matrices=False, lapack_driver="gesvd", check_finite=False)
-
-
 def _ks(ks, kmax: int) -> list[int]:
     if isinstance(ks, (int, np.integer)):
         ks = [int(ks)]
@@ -265,14 +235,6 @@ def _ks(ks, kmax: int) -> list[int]:
     if bad:
         raise FastinvError(f"subspace dimensions must lie in [1, {kmax}], got {bad}")
     return out
-
-
-def _numrank(s: np.ndarray, shape) -> int:
-    """Number of singular values above max(shape)·eps·σ_1 (top-k subspaces beyond it are
-    arbitrary)."""
-    if s.size == 0 or s[0] <= 0:
-        return 0
-    return int(np.count_nonzero(s > max(shape) * _EPS * s[0]))
 
 
 def _gap(s: np.ndarray, k: int) -> float | None:
@@ -344,9 +306,9 @@ def principal_angles(
         if sv is None:
             if M is None:
                 raise FastinvError(f"give {what} or its SVD")
-            sv = _full_svd(_mat(M, what))
+            sv = thin_svd(check_matrix(M, what))
         else:
-            sv = _check_svd(sv, None, complete=False)
+            sv = check_svd(sv, None, complete=False)
         svds.append(sv)
     (U1, s1, V1t), (U2, s2, V2t) = svds
     dim1 = U1.shape[0] if side == "left" else V1t.shape[1]
@@ -371,6 +333,81 @@ def principal_angles(
         out["max_deg"].append(float(ang.max()))
         out["mean_deg"].append(float(ang.mean()))
     return out
+
+
+def _no_angles(side: str) -> dict:
+    return {"side": side, "k": [], "max_deg": [], "mean_deg": []}
+
+
+def angles_within_rank(svd1, svd2, ks, shape, *, sides=("left", "right")) -> dict[str, dict]:
+    """:func:`principal_angles` of two SVDs for the ``ks`` up to both numerical ranks.
+
+    Subspaces beyond a matrix's numerical rank are arbitrary, so those k are left out; when
+    none is left the entry is empty (``k``, ``max_deg``, ``mean_deg`` empty lists).
+
+    Parameters
+    ----------
+    svd1, svd2 : tuple (U, s, Vt)
+        (Top-k) SVDs of two matrices of shape ``shape``.
+    ks : list of int
+        Subspace dimensions, ascending.
+    shape : (p, q)
+        Shape of the matrices (for the numerical rank, :func:`numerical_rank`).
+    sides : tuple of {"left", "right"}
+
+    Returns
+    -------
+    dict
+        Per side, the :func:`principal_angles` result (or the empty entry).
+    """
+    avail = min(numerical_rank(svd1[1], *shape), numerical_rank(svd2[1], *shape))
+    kk = [q for q in ks if q <= avail]
+    out = {}
+    for side in sides:
+        if kk:
+            out[side] = principal_angles(None, None, kk, side=side, svd1=svd1, svd2=svd2)
+        else:
+            out[side] = _no_angles(side)
+    return out
+
+
+def _call_svd_fn(svd_fn, M, k):
+    res = svd_fn(M, k)
+    if not isinstance(res, (tuple, list)) or len(res) not in (3, 4):
+        raise FastinvError("svd_fn must return (U, s, Vt) or (U, s, Vt, info)")
+    U, s, Vt = (np.asarray(x, dtype=np.float64) for x in res[:3])
+    info = res[3] if len(res) == 4 else {}
+    return U[:, :k], s[:k], Vt[:k], info
+
+
+def top_svd(M, k: int, svd_fn: Callable | None = None):
+    """The leading ``k`` singular triplets of M, in float64.
+
+    Parameters
+    ----------
+    M : ndarray of shape (p, q)
+    k : int
+    svd_fn : callable (M, k) -> (U, s, Vt[, info]), optional
+        Top-k SVD (a randomized one for large matrices); default the full LAPACK SVD
+        (:func:`fastinv.linalg.estimators.thin_svd`), truncated.
+
+    Returns
+    -------
+    U : ndarray of shape (p, k)
+    s : ndarray of shape (k,)
+    Vt : ndarray of shape (k, q)
+    """
+    if svd_fn is None:
+        U, s, Vt = thin_svd(M)
+        return U[:, :k], s[:k], Vt[:k]
+    return _call_svd_fn(svd_fn, M, k)[:3]
+
+
+def spectral_norm(M, svd_fn: Callable | None = None) -> float:
+    """‖M‖₂, the largest singular value: :func:`singular_values` or ``svd_fn(M, 1)``."""
+    if svd_fn is None:
+        return float(singular_values(M)[0])
+    return float(_call_svd_fn(svd_fn, M, 1)[1][0])
 
 
 # --------------------------------------------------------------------------------------------
@@ -398,13 +435,18 @@ def operator_distance(M, B, *, norm2: Callable[[np.ndarray], float] | None = Non
         ``rel_2`` = ‖M − B‖₂/‖B‖₂, ``rel_fro`` = ‖M − B‖_F/‖B‖_F (None if B = 0), ``abs_2``,
         ``abs_fro``, ``norm2_B``, ``fro_B``.
     """
-    M = _mat(M, "M")
-    B = _mat(B, "B")
+    M = check_matrix(M, "M")
+    B = check_matrix(B, "B")
     if M.shape != B.shape:
         raise FastinvError(f"M has shape {M.shape} but B has {B.shape}; they must match")
     D = M - B
     a2, af = _norm2(D, norm2), float(np.linalg.norm(D))
     b2, bf = _norm2(B, norm2), float(np.linalg.norm(B))
+    return _distance(a2, af, b2, bf)
+
+
+def _distance(a2: float, af: float, b2: float, bf: float) -> dict:
+    """The :func:`operator_distance` dict from ‖M − B‖₂, ‖M − B‖_F, ‖B‖₂ and ‖B‖_F."""
     return {
         "rel_2": a2 / b2 if b2 > 0 else None,
         "rel_fro": af / bf if bf > 0 else None,
@@ -429,8 +471,8 @@ def residual_identity(M, A, *, norm2: Callable[[np.ndarray], float] | None = Non
         ``{"2": ‖MA − I‖₂, "fro": ‖MA − I‖_F/√n}`` (the latter an RMS over directions: 1 for
         M = 0).
     """
-    M = _mat(M, "M")
-    A = _mat(A, "A")
+    M = check_matrix(M, "M")
+    A = check_matrix(A, "A")
     if M.shape != (A.shape[1], A.shape[0]):
         raise FastinvError(
             f"M has shape {M.shape} but A has {A.shape}; M must be ({A.shape[1]}, {A.shape[0]})"
@@ -486,7 +528,7 @@ def henrici_departure(M) -> float:
     -------
     float
     """
-    M = _mat(M, "M")
+    M = check_matrix(M, "M")
     _square(M, "M")
     return _schur_eigs(M)[1]
 
@@ -541,14 +583,7 @@ def eigen_report(
         (sqrt(Σ|λ − μ|²)/‖B‖_F), ``departure_M``, ``departure_B``, ``threshold``,
         ``eigenvalues_meaningful``, ``operator_distance`` (:func:`operator_distance`), ``note``.
     """
-    M = _mat(M, "M")
-    B = _mat(B, "B")
-    _square(M, "M")
-    _square(B, "B")
-    if M.shape != B.shape:
-        raise FastinvError(f"M has shape {M.shape} but B has {B.shape}; they must match")
-    if not (np.isfinite(threshold) and threshold > 0):
-        raise FastinvError(f"threshold must be a positive number, got {threshold}")
+    M, B = _eigen_pair(M, B, threshold)
     lam, dep_m = _schur_eigs(M)
     mu, dep_b = _schur_eigs(B)
     d = _match_eigs(lam, mu)
@@ -556,17 +591,6 @@ def eigen_report(
     fro_b = float(np.linalg.norm(B))
     meaningful = bool(dep_m < threshold and dep_b < threshold)
     od = operator_distance(M, B, norm2=norm2) if distance is None else dict(distance)
-    if meaningful:
-        note = (
-            "both matrices are nearly normal: eigenvalues describe their action; the operator "
-            "distance still decides how close they are"
-        )
-    else:
-        note = (
-            "at least one matrix is far from normal (Henrici departure >= threshold): its "
-            "eigenvalues do not describe its action; use singular values and the operator "
-            "distance"
-        )
     return {
         "eig_max_abs_diff": float(d.max()),
         "eig_max_rel_diff": float(d.max() / mu_max) if mu_max > 0 else None,
@@ -576,8 +600,34 @@ def eigen_report(
         "threshold": float(threshold),
         "eigenvalues_meaningful": meaningful,
         "operator_distance": od,
-        "note": note,
+        "note": _EIGEN_NOTES[meaningful],
     }
+
+
+_EIGEN_NOTES = {
+    True: (
+        "both matrices are nearly normal: eigenvalues describe their action; the operator "
+        "distance still decides how close they are"
+    ),
+    False: (
+        "at least one matrix is far from normal (Henrici departure >= threshold): its "
+        "eigenvalues do not describe its action; use singular values and the operator "
+        "distance"
+    ),
+}
+
+
+def _eigen_pair(M, B, threshold) -> tuple[np.ndarray, np.ndarray]:
+    """M and B as float64, both square and of one shape, and a positive threshold."""
+    M = check_matrix(M, "M")
+    B = check_matrix(B, "B")
+    _square(M, "M")
+    _square(B, "B")
+    if M.shape != B.shape:
+        raise FastinvError(f"M has shape {M.shape} but B has {B.shape}; they must match")
+    if not (np.isfinite(threshold) and threshold > 0):
+        raise FastinvError(f"threshold must be a positive number, got {threshold}")
+    return M, B
 
 
 # --------------------------------------------------------------------------------------------
@@ -680,18 +730,6 @@ class Comparison:
 
     def to_dict(self) -> dict:
         """JSON-ready summary (no n-length arrays except φ when n <= 64)."""
-        sv = self.singular_values
-        refs = {}
-        for name in self.distances:
-            entry = dict(self.distances[name])
-            if name in self.sv_distances:
-                entry["sv"] = self.sv_distances[name]
-            if name in self.phi_refs:
-                dphi = self.phi - self.phi_refs[name]
-                entry["phi_max_abs_diff"] = float(np.abs(dphi).max())
-                entry["phi_rms_diff"] = float(np.sqrt(np.mean(dphi * dphi)))
-                entry["ref_offdiag_share"] = self.ref_offdiag.get(name)
-            refs[name] = entry
         angles = {
             key: {k: v for k, v in a.items() if k != "angles_deg"} for key, a in self.angles.items()
         }
@@ -701,21 +739,37 @@ class Comparison:
             "rank_A": self.rank_A,
             "offdiag_share": self.offdiag_share,
             "phi_summary": self.phi_summary(),
-            "singular_values": {
-                "k": int(sv.size),
-                "max": float(sv[0]),
-                "min_of_k": float(sv[-1]),
-                "cond": float(sv[0] / sv[-1]) if sv[-1] > 0 else None,
-                "A_inv_max": float(self.sv_A_inv[0]) if self.sv_A_inv.size else None,
-                **({"values": sv.tolist()} if sv.size <= 64 else {}),
-            },
-            "references": refs,
+            "singular_values": self._singular_value_summary(),
+            "references": {name: self._reference_summary(name) for name in self.distances},
             "principal_angles": {"ks": list(self.ks), **angles},
             "residual_identity": self.residual,
             "eigen": self.eigen,
             "info": self.info,
         }
-        return _jsonable(out)
+        return to_jsonable(out)
+
+    def _singular_value_summary(self) -> dict:
+        sv = self.singular_values
+        return {
+            "k": int(sv.size),
+            "max": float(sv[0]),
+            "min_of_k": float(sv[-1]),
+            "cond": float(sv[0] / sv[-1]) if sv[-1] > 0 else None,
+            "A_inv_max": float(self.sv_A_inv[0]) if self.sv_A_inv.size else None,
+            **({"values": sv.tolist()} if sv.size <= 64 else {}),
+        }
+
+    def _reference_summary(self, name: str) -> dict:
+        """Distances, spectrum distance and filter-factor difference of M from one reference."""
+        entry = dict(self.distances[name])
+        if name in self.sv_distances:
+            entry["sv"] = self.sv_distances[name]
+        if name in self.phi_refs:
+            dphi = self.phi - self.phi_refs[name]
+            entry["phi_max_abs_diff"] = float(np.abs(dphi).max())
+            entry["phi_rms_diff"] = float(np.sqrt(np.mean(dphi * dphi)))
+            entry["ref_offdiag_share"] = self.ref_offdiag.get(name)
+        return entry
 
     def angles_arrays(self) -> dict[str, np.ndarray]:
         """Largest principal angle (degrees) per k, key "<ref>_<side>", NaN where unavailable."""
@@ -742,15 +796,6 @@ class Comparison:
         for key, a in self.angles.items():
             out[f"angles_mean_deg_{key}"] = per_k(a, "mean_deg", self.ks)
         return out
-
-
-def _call_svd_fn(svd_fn, M, k):
-    res = svd_fn(M, k)
-    if not isinstance(res, (tuple, list)) or len(res) not in (3, 4):
-        raise FastinvError("svd_fn must return (U, s, Vt) or (U, s, Vt, info)")
-    U, s, Vt = (np.asarray(x, dtype=np.float64) for x in res[:3])
-    info = res[3] if len(res) == 4 else {}
-    return U[:, :k], s[:k], Vt[:k], info
 
 
 def compare(
@@ -794,113 +839,30 @@ def compare(
     -------
     Comparison
     """
-    Aarr, (U, s, Vt), _ = _resolve(A_or_svd)
-    m_a, n_a = U.shape[0], Vt.shape[1]
-    M = _mat(M, "M")
-    if M.shape != (n_a, m_a):
-        raise FastinvError(
-            f"M has shape {M.shape} but A has shape ({m_a}, {n_a}); M must be ({n_a}, {m_a})"
-        )
+    Aarr, (U, s, Vt), _ = resolve_operator(A_or_svd)
+    M = _audited_matrix(M, U.shape[0], Vt.shape[1])
     if Aarr is None:
         Aarr = (U * s) @ Vt
-    r = _rank(s, m_a, n_a)
-    kfull = min(M.shape)
-    if topk is None:
-        k = kfull
-    else:
-        if isinstance(topk, bool) or not isinstance(topk, (int, np.integer)):
-            raise FastinvError(f"topk must be an integer, got {topk!r}")
-        if not 1 <= int(topk) <= kfull:
-            raise FastinvError(f"topk must lie in [1, {kfull}], got {topk}")
-        k = int(topk)
-    if ks is None:
-        ks_list = [q for q in DEFAULT_KS if q <= min(k, max(r, 1))]
-    else:
-        ks_list = sorted({int(q) for q in np.atleast_1d(np.asarray(ks))})
-        if not ks_list or ks_list[0] < 1 or ks_list[-1] > kfull:
-            raise FastinvError(f"ks must lie in [1, {kfull}], got {ks_list}")
+    r = numerical_rank(s, U.shape[0], Vt.shape[1])
+    k = min(M.shape) if topk is None else check_int(topk, "topk", lo=1, hi=min(M.shape))
+    ks_list = _angle_ks(ks, k, r, min(M.shape))
     info: dict = {
         "svd": "full LAPACK SVD" if svd_fn is None else "svd_fn (top-k)",
         "exact": svd_fn is None,
         "topk": k,
     }
-
-    def topsvd(X):
-        if svd_fn is None:
-            Ux, sx, Vxt = _full_svd(X)
-            return Ux[:, :k], sx[:k], Vxt[:k]
-        return _call_svd_fn(svd_fn, X, k)[:3]
-
-    def norm2(X):
-        if svd_fn is None:
-            return float(singular_values(X)[0])
-        return float(_call_svd_fn(svd_fn, X, 1)[1][0])
-
-    # filter factors (always all r directions)
     phi, off = filter_factors(M, U, s, Vt)
-
-    # A⁺ from A's SVD: σ_i(A⁺) = 1/σ_i(A), left vectors v_i, right vectors u_i (reversed)
-    inv_s = 1.0 / s[:r][::-1]
-    Ainv_svd = (Vt[:r][::-1].T, inv_s, U[:, :r][:, ::-1].T)
-    sv_ainv = np.zeros(k)
-    sv_ainv[: min(k, r)] = inv_s[:k]
-    refs = dict(references or {})
-    for name, B in refs.items():
-        B = _mat(B, f"reference {name!r}")
-        if B.shape != M.shape:
-            raise FastinvError(f"reference {name!r} has shape {B.shape}; it must be {M.shape}")
-        refs[name] = B
-    if "A_inv" not in refs:
-        refs = {"A_inv": (Vt[:r].T / s[:r]) @ U[:, :r].T, **refs}
-
-    UM, sM, VMt = topsvd(M)
-    distances, sv_dist, phi_refs, ref_off, ref_sv, angles = {}, {}, {}, {}, {}, {}
-    for name, B in refs.items():
-        D = M - B
-        a2, af = norm2(D), float(np.linalg.norm(D))
-        if name == "A_inv":
-            b2 = float(inv_s[0]) if r else 0.0
-            sB, svdB = sv_ainv, Ainv_svd
-        else:
-            Ub, sb, Vbt = topsvd(B)
-            b2, sB, svdB = float(sb[0]), sb, (Ub, sb, Vbt)
-        bf = float(np.linalg.norm(B))
-        distances[name] = {
-            "rel_2": a2 / b2 if b2 > 0 else None,
-            "rel_fro": af / bf if bf > 0 else None,
-            "abs_2": a2,
-            "abs_fro": af,
-            "norm2_B": b2,
-            "fro_B": bf,
-        }
-        sv_dist[name] = sv_distance(sM, sB, norm2_diff=a2, fro_diff=af)
-        phi_refs[name], ref_off[name] = filter_factors(B, U, s, Vt)
-        ref_sv[name] = sB
-        avail = min(_numrank(sM, M.shape), _numrank(svdB[1], M.shape))
-        kk = [q for q in ks_list if q <= avail]
-        for side in ("left", "right"):
-            if kk:
-                angles[f"{name}_{side}"] = principal_angles(
-                    None, None, kk, side=side, svd1=(UM, sM, VMt), svd2=svdB
-                )
-            else:
-                angles[f"{name}_{side}"] = {"side": side, "k": [], "max_deg": [], "mean_deg": []}
-
+    inverse = _PseudoInverse.from_svd(U, s, Vt, r, k)
+    refs = _references(references, M.shape, U, s, Vt, r)
+    svd_M = top_svd(M, k, svd_fn)
+    parts = _against_references(M, svd_M, refs, inverse, (U, s, Vt), ks_list, svd_fn)
+    norm2 = partial(spectral_norm, svd_fn=svd_fn)
     residual = residual_identity(M, Aarr, norm2=norm2)
-
-    eigen = None
-    square = M.shape[0] == M.shape[1]
-    do_eig = (eig is True or (eig == "auto" and M.shape[0] <= eig_max_n)) and square
-    if do_eig:
-        eigen = eigen_report(M, refs["A_inv"], threshold=eig_threshold, distance=distances["A_inv"])
-    else:
-        info["eigen"] = (
-            "skipped: M is not square"
-            if not square
-            else f"skipped: n = {M.shape[0]} > eig_max_n = {eig_max_n}"
-            if eig == "auto"
-            else "skipped (eig=False)"
-        )
+    eigen, skipped = _eigen_step(
+        M, refs["A_inv"], parts.distances["A_inv"], eig, eig_max_n, eig_threshold
+    )
+    if skipped:
+        info["eigen"] = skipped
     return Comparison(
         n=M.shape[0],
         m=M.shape[1],
@@ -908,16 +870,111 @@ def compare(
         s_A=s,
         phi=phi,
         offdiag_share=off,
-        singular_values=sM,
-        sv_A_inv=sv_ainv,
-        distances=distances,
-        sv_distances=sv_dist,
-        phi_refs=phi_refs,
-        ref_offdiag=ref_off,
-        ref_singular_values=ref_sv,
-        angles=angles,
+        singular_values=svd_M[1],
+        sv_A_inv=inverse.sv,
+        **vars(parts),  # distances, sv_distances, phi_refs, ref_offdiag, ... angles
         ks=ks_list,
         residual=residual,
         eigen=eigen,
         info=info,
     )
+
+
+def _audited_matrix(M, m_a: int, n_a: int) -> np.ndarray:
+    """M as float64, of the shape (n, m) that maps A's measurements to its signals."""
+    M = check_matrix(M, "M")
+    if M.shape != (n_a, m_a):
+        raise FastinvError(
+            f"M has shape {M.shape} but A has shape ({m_a}, {n_a}); M must be ({n_a}, {m_a})"
+        )
+    return M
+
+
+def _angle_ks(ks, k: int, r: int, kfull: int) -> list[int]:
+    """The subspace dimensions of :func:`compare`: given (validated), or DEFAULT_KS up to
+    min(k, rank)."""
+    if ks is None:
+        return [q for q in DEFAULT_KS if q <= min(k, max(r, 1))]
+    ks_list = sorted({int(q) for q in np.atleast_1d(np.asarray(ks))})
+    if not ks_list or ks_list[0] < 1 or ks_list[-1] > kfull:
+        raise FastinvError(f"ks must lie in [1, {kfull}], got {ks_list}")
+    return ks_list
+
+
+@dataclass
+class _PseudoInverse:
+    """A⁺ from A's SVD: σ_i(A⁺) = 1/σ_i(A), left vectors v_i, right vectors u_i (reversed)."""
+
+    svd: tuple
+    sv: np.ndarray  # its leading k singular values, zero-padded beyond the rank
+    norm2: float
+
+    @classmethod
+    def from_svd(cls, U, s, Vt, r: int, k: int) -> _PseudoInverse:
+        inv_s = 1.0 / s[:r][::-1]
+        svd = (Vt[:r][::-1].T, inv_s, U[:, :r][:, ::-1].T)
+        sv = np.zeros(k)
+        sv[: min(k, r)] = inv_s[:k]
+        return cls(svd, sv, float(inv_s[0]) if r else 0.0)
+
+
+def _references(references, shape, U, s, Vt, r: int) -> dict:
+    """The references as float64 matrices of M's shape, "A_inv" first unless supplied."""
+    refs = dict(references or {})
+    for name, B in refs.items():
+        B = check_matrix(B, f"reference {name!r}")
+        if B.shape != shape:
+            raise FastinvError(f"reference {name!r} has shape {B.shape}; it must be {shape}")
+        refs[name] = B
+    if "A_inv" not in refs:
+        refs = {"A_inv": (Vt[:r].T / s[:r]) @ U[:, :r].T, **refs}
+    return refs
+
+
+@dataclass
+class _ReferenceParts:
+    """The per-reference fields of :class:`Comparison` (same names)."""
+
+    distances: dict = field(default_factory=dict)
+    sv_distances: dict = field(default_factory=dict)
+    phi_refs: dict = field(default_factory=dict)
+    ref_offdiag: dict = field(default_factory=dict)
+    ref_singular_values: dict = field(default_factory=dict)
+    angles: dict = field(default_factory=dict)
+
+
+def _against_references(M, svd_M, refs, inverse, svd_A, ks, svd_fn) -> _ReferenceParts:
+    """Distances, spectra, filter factors and principal angles of M against each reference.
+
+    A⁺'s spectrum and singular vectors come from A's SVD; the other references are
+    factorised by ``svd_fn`` (or LAPACK) to the same k as M.
+    """
+    k = svd_M[1].shape[0]
+    out = _ReferenceParts()
+    for name, B in refs.items():
+        D = M - B
+        a2, af = spectral_norm(D, svd_fn), float(np.linalg.norm(D))
+        if name == "A_inv":
+            b2, sB, svd_B = inverse.norm2, inverse.sv, inverse.svd
+        else:
+            svd_B = top_svd(B, k, svd_fn)
+            b2, sB = float(svd_B[1][0]), svd_B[1]
+        out.distances[name] = _distance(a2, af, b2, float(np.linalg.norm(B)))
+        out.sv_distances[name] = sv_distance(svd_M[1], sB, norm2_diff=a2, fro_diff=af)
+        out.phi_refs[name], out.ref_offdiag[name] = filter_factors(B, *svd_A)
+        out.ref_singular_values[name] = sB
+        for side, a in angles_within_rank(svd_M, svd_B, ks, M.shape).items():
+            out.angles[f"{name}_{side}"] = a
+    return out
+
+
+def _eigen_step(M, A_inv, distance, eig, eig_max_n, eig_threshold):
+    """(:func:`eigen_report` of M against A⁻¹, None), or (None, why it was skipped)."""
+    square = M.shape[0] == M.shape[1]
+    if (eig is True or (eig == "auto" and M.shape[0] <= eig_max_n)) and square:
+        return eigen_report(M, A_inv, threshold=eig_threshold, distance=distance), None
+    if not square:
+        return None, "skipped: M is not square"
+    if eig == "auto":
+        return None, f"skipped: n = {M.shape[0]} > eig_max_n = {eig_max_n}"
+    return None, "skipped (eig=False)"

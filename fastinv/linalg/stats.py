@@ -1,13 +1,35 @@
-"""Rank statistics for `fastinv sweep`: Spearman with bootstrap intervals, partial correlation."""
+"""Statistics of reconstructions and of model families: the relative error of a set of
+reconstructions, and for `fastinv sweep` Spearman's ρ with bootstrap intervals and partial
+correlation."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import stats as _st
 
 from fastinv.errors import FastinvError
+
+__all__ = ["Correlation", "correlate", "partial_spearman", "relative_error", "spearman"]
+
+
+def relative_error(Xhat: np.ndarray, X: np.ndarray, *, floor: float | None = None) -> float:
+    """‖X̂ − X‖_F / ‖X‖_F, the relative error of reconstructions (rows) against their targets.
+
+    Parameters
+    ----------
+    Xhat, X : ndarray of the same shape
+    floor : float, optional
+        Lower bound on the denominator (``1e-300`` keeps X = 0 finite); none by default.
+
+    Returns
+    -------
+    float
+    """
+    den = np.linalg.norm(X)
+    if floor is not None:
+        den = max(den, floor)
+    return float(np.linalg.norm(Xhat - X) / den)
 
 
 @dataclass
@@ -35,7 +57,9 @@ class Correlation:
 
 
 def _rank(a: np.ndarray) -> np.ndarray:
-    return _st.rankdata(a)
+    from scipy import stats  # imported on first use: relative_error does not need it
+
+    return stats.rankdata(a)
 
 
 def spearman(x, y) -> float:
@@ -57,6 +81,12 @@ def partial_spearman(x, y, z) -> float:
     if np.std(ex) == 0 or np.std(ey) == 0:
         return float("nan")
     return float(np.corrcoef(ex, ey)[0, 1])
+
+
+def _spearman_p(x, y) -> float:
+    from scipy import stats
+
+    return float(stats.spearmanr(x, y).pvalue)
 
 
 def correlate(
@@ -101,7 +131,7 @@ def correlate(
     if m < 3:
         raise FastinvError(f"a correlation needs at least 3 models with finite values, got {m}")
     rho = spearman(x, y)
-    p = float(_st.spearmanr(x, y).pvalue) if np.isfinite(rho) else float("nan")
+    p = _spearman_p(x, y) if np.isfinite(rho) else float("nan")
     rng = np.random.default_rng(seed)
     if groups is None:
         members = None

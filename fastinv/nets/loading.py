@@ -44,8 +44,11 @@ from typing import Any
 
 import numpy as np
 
-from fastinv._validation import check_2d
+from fastinv._device import dtype_name
+from fastinv._validation import check_2d, check_int
 from fastinv.errors import FastinvError
+
+__all__ = ["KINDS", "LoadedModel", "load_model"]
 
 KINDS = ("torchscript", "export", "pickle", "state_dict", "callable")
 
@@ -140,7 +143,7 @@ class LoadedModel:
         """
         Y = check_2d(Y, "the model input", shape=(None, self.n))
         Y = np.ascontiguousarray(Y, dtype=np.float64)
-        bs = self.batch_size if batch_size is None else _positive_int(batch_size, "batch_size")
+        bs = self.batch_size if batch_size is None else check_int(batch_size, "batch_size", lo=1)
         if self.fixed_batch is not None:
             bs = self.fixed_batch
         m = Y.shape[0]
@@ -195,11 +198,7 @@ class LoadedModel:
             "class": None,
             "n_parameters": None,
         }
-        if self.module is not None:
-            d["class"] = type(self.module).__name__
-            d["n_parameters"] = int(sum(p.numel() for p in self.module.parameters()))
-        elif self.func is not None:
-            d["class"] = getattr(self.func, "__qualname__", type(self.func).__name__)
+        d.update(self._what_it_is())
         if self.fixed_batch is not None:
             d["fixed_batch"] = int(self.fixed_batch)
         d.update(_jsonable(self.info))
@@ -207,23 +206,23 @@ class LoadedModel:
 
     # ---------------------------------------------------------------------------------
 
+    def _what_it_is(self) -> dict:
+        """The class name and parameter count (module) or qualified name (callable)."""
+        if self.module is not None:
+            n_params = int(sum(p.numel() for p in self.module.parameters()))
+            return {"class": type(self.module).__name__, "n_parameters": n_params}
+        if self.func is not None:
+            return {"class": getattr(self.func, "__qualname__", type(self.func).__name__)}
+        return {}
+
     def _describe_input(self) -> str:
         if self.module is None:
             return f"a float64 NumPy array of shape (m, {self.n})"
         return f"a {self.dtype} tensor of shape (m, {self.n}) on {self.device}"
 
     def _raised(self, exc: BaseException, shape: tuple) -> FastinvError:
-        msg = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
-        text = msg[0] if msg else ""
-        if text.startswith("The following operation failed in the TorchScript") and msg:
-            # TorchScript puts the real error on the last line, after two tracebacks
-            text = msg[-1]
-            for prefix in ("RuntimeError: ", "ValueError: "):
-                text = text.removeprefix(prefix)
-        if len(text) > 300:
-            text = text[:297] + "..."
         return FastinvError(
-            f"the model raised {type(exc).__name__}: {text} on a batch of shape "
+            f"the model raised {type(exc).__name__}: {_error_text(exc)} on a batch of shape "
             f"{_fmt_shape(shape)}; it must accept {self._describe_input()}"
         )
 
@@ -234,20 +233,17 @@ class LoadedModel:
             raise self._raised(exc, Yb.shape) from exc
         return _output_to_numpy(res, Yb.shape, self.n)
 
+    def _rows_for(self, b: int) -> int:
+        """Rows to feed for a batch of ``b``: exported programs may need a fixed or least size."""
+        if self.fixed_batch is not None and b < self.fixed_batch:
+            return self.fixed_batch
+        return max(b, self.min_batch)
+
     def _call_torch(self, Yb: np.ndarray) -> np.ndarray:
         import torch
 
         b = Yb.shape[0]
-        rows = b
-        if self.fixed_batch is not None and b < self.fixed_batch:
-            rows = self.fixed_batch
-        elif b < self.min_batch:
-            rows = self.min_batch
-        if rows != b:  # exported programs with batch constraints: zero-pad, then drop the pad
-            Yp = np.zeros((rows, self.n), dtype=np.float64)
-            Yp[:b] = Yb
-        else:
-            Yp = Yb
+        Yp = _pad_rows(Yb, self._rows_for(b))
         x = torch.from_numpy(Yp).to(device=self.device, dtype=_torch_dtype(self.dtype))
         try:
             res = self.module(x)
@@ -306,32 +302,14 @@ def load_model(
         loaded without ``trust_pickle``, when a state_dict comes without ``arch`` or does not
         fit it, or when the model fails the probe check (see :meth:`LoadedModel.check`).
     """
-    n = _positive_int(n, "n")
-    batch_size = _positive_int(batch_size, "batch_size")
+    n = check_int(n, "n", lo=1)
+    batch_size = check_int(batch_size, "batch_size", lo=1)
     spec = os.fspath(spec)
     if not isinstance(spec, str) or not spec:
         raise FastinvError("the model spec is empty; pass a model file or package.module:function")
     tdev = _resolve_device(device)
     kwargs = _parse_arch_kwargs(arch_kwargs)
-    if os.path.isdir(spec):
-        raise FastinvError(
-            f"model path {spec!r} is a folder; pass the model file inside it (TorchScript, "
-            "torch.export archive or state_dict)"
-        )
-    if os.path.isfile(spec):
-        lm = _load_file(spec, tdev=tdev, arch=arch, kwargs=kwargs, trust_pickle=trust_pickle)
-    elif _looks_like_callable(spec):
-        if arch is not None:
-            raise FastinvError(
-                f"--arch is only used with a state_dict file, but {spec!r} names a Python "
-                "callable; drop --arch, or pass the state_dict file as the model"
-            )
-        lm = _load_callable(spec, tdev=tdev)
-    else:
-        raise FastinvError(
-            f"model file {spec!r} not found; check the path, or name a Python function as "
-            "package.module:function"
-        )
+    lm = _load_any(spec, tdev=tdev, arch=arch, kwargs=kwargs, trust_pickle=trust_pickle)
     lm.n = n
     lm.spec = spec
     lm.batch_size = batch_size
@@ -339,9 +317,30 @@ def load_model(
     return lm
 
 
-def _load_file(path, *, tdev, arch, kwargs, trust_pickle) -> LoadedModel:
-    import torch
+def _load_any(spec: str, *, tdev, arch, kwargs, trust_pickle) -> LoadedModel:
+    """The model ``spec`` names: a file (by its contents) or a Python callable."""
+    if os.path.isdir(spec):
+        raise FastinvError(
+            f"model path {spec!r} is a folder; pass the model file inside it (TorchScript, "
+            "torch.export archive or state_dict)"
+        )
+    if os.path.isfile(spec):
+        return _load_file(spec, tdev=tdev, arch=arch, kwargs=kwargs, trust_pickle=trust_pickle)
+    if _looks_like_callable(spec):
+        if arch is not None:
+            raise FastinvError(
+                f"--arch is only used with a state_dict file, but {spec!r} names a Python "
+                "callable; drop --arch, or pass the state_dict file as the model"
+            )
+        return _load_callable(spec, tdev=tdev)
+    raise FastinvError(
+        f"model file {spec!r} not found; check the path, or name a Python function as "
+        "package.module:function"
+    )
 
+
+def _load_file(path, *, tdev, arch, kwargs, trust_pickle) -> LoadedModel:
+    """A model file, by the form :func:`_sniff` reads from its contents."""
     form = _sniff(path)
     if form == "torchscript":
         _no_arch(arch, path, "a TorchScript archive")
@@ -352,6 +351,12 @@ def _load_file(path, *, tdev, arch, kwargs, trust_pickle) -> LoadedModel:
     if form == "safetensors":
         sd = _load_safetensors(path)
         return _from_state_dict(sd, path, tdev=tdev, arch=arch, kwargs=kwargs, info={})
+    return _load_torch_file(path, tdev=tdev, arch=arch, kwargs=kwargs, trust_pickle=trust_pickle)
+
+
+def _load_torch_file(path, *, tdev, arch, kwargs, trust_pickle) -> LoadedModel:
+    """A ``torch.save`` file: read weights-only first; a pickle only when trusted."""
+    import torch
 
     try:
         with warnings.catch_warnings():
@@ -375,8 +380,13 @@ def _load_file(path, *, tdev, arch, kwargs, trust_pickle) -> LoadedModel:
             raise _unreadable(path, exc) from None
         _no_arch(arch, path, "a TorchScript archive")
         return _from_module(module, "torchscript", tdev)
+    return _from_plain_object(obj, path, tdev=tdev, arch=arch, kwargs=kwargs)
 
-    # the safe loader succeeded: plain tensors / containers, no code
+
+def _from_plain_object(obj, path, *, tdev, arch, kwargs) -> LoadedModel:
+    """What the safe loader read (plain tensors and containers, no code) as a model."""
+    import torch
+
     if isinstance(obj, Mapping) and "fastinv_spec" in obj and arch is None:
         return _load_fastinv(path, tdev)
     if isinstance(obj, torch.Tensor):
@@ -533,9 +543,9 @@ def _load_pickle(path: str, tdev) -> LoadedModel:
 
 
 def _load_fastinv(path: str, tdev) -> LoadedModel:
-    from fastinv.nets.models import load_model as _fastinv_load
+    from fastinv.nets.models import load_saved_model
 
-    module = _fastinv_load(path, device=tdev)
+    module = load_saved_model(path, device=tdev)
     return _from_module(module, "state_dict", tdev, info={"format": "fastinv"})
 
 
@@ -576,14 +586,35 @@ def _is_state_dict(obj) -> bool:
 
 
 def _from_state_dict(sd, path, *, tdev, arch, kwargs, info) -> LoadedModel:
-    from torch import nn
-
+    """Rebuild ``arch(**kwargs)`` and load the state_dict ``sd`` into it."""
     if arch is None:
         raise FastinvError(
             f"{path} holds a state_dict (weights only, {len(sd)} tensors); pass --arch "
             "package.module:Class (with --arch-kwargs '{...}' if its constructor needs "
             "arguments) so fastinv can rebuild the network"
         )
+    module = _build_arch(arch, kwargs)
+    sd = _matching_state_dict(sd, module, path, arch)
+    module = _to_saved_precision(module, sd)
+    try:
+        module.load_state_dict(sd, strict=True)
+    except RuntimeError as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        detail = next((ln for ln in lines if "size mismatch" in ln), lines[-1] if lines else "")
+        raise FastinvError(
+            f"the state_dict in {path} does not fit {arch}: {detail.rstrip('.')}; pass the "
+            "--arch-kwargs it was trained with"
+        ) from None
+    lm = _from_module(module.to(tdev), "state_dict", tdev, info=dict(info))
+    lm.arch = arch
+    lm.arch_kwargs = dict(kwargs)
+    return lm
+
+
+def _build_arch(arch: str, kwargs: dict):
+    """The user's network ``arch(**kwargs)`` (a class or a factory function)."""
+    from torch import nn
+
     factory = _import_object(arch, what="--arch")
     if not callable(factory):
         raise FastinvError(
@@ -602,6 +633,11 @@ def _from_state_dict(sd, path, *, tdev, arch, kwargs, info) -> LoadedModel:
             f"--arch {arch} built a {type(module).__name__}, not a torch.nn.Module; pass the "
             "network class"
         )
+    return module
+
+
+def _matching_state_dict(sd: dict, module, path, arch: str) -> dict:
+    """``sd`` with its keys matching the module's (a wrapper prefix dropped), or an error."""
     want = set(module.state_dict().keys())
     sd = _strip_wrapper_prefix(sd, want)
     missing = [k for k in module.state_dict() if k not in sd]
@@ -612,28 +648,18 @@ def _from_state_dict(sd, path, *, tdev, arch, kwargs, info) -> LoadedModel:
             f"{_first(missing)}, unexpected keys {_first(unexpected)}; check --arch and "
             "--arch-kwargs (the network must be built exactly as when it was saved)"
         )
-    # respect the saved precision: a float64 state_dict makes a float64 network
+    return sd
+
+
+def _to_saved_precision(module, sd: dict):
+    """Respect the saved precision: a float64 state_dict makes a float64 network."""
     fdt = {v.dtype for v in sd.values() if v.is_floating_point()}
     if len(fdt) == 1:
         saved = next(iter(fdt))
         current = _first_float(module)
         if current is not None and current.dtype != saved:
             module = module.to(saved)
-    try:
-        module.load_state_dict(sd, strict=True)
-    except RuntimeError as exc:
-        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-        detail = next((ln for ln in lines if "size mismatch" in ln), lines[-1] if lines else "")
-        raise FastinvError(
-            f"the state_dict in {path} does not fit {arch}: {detail.rstrip('.')}; pass the "
-            "--arch-kwargs it was trained with"
-        ) from None
-    module = module.to(tdev)
-    info = dict(info)
-    lm = _from_module(module, "state_dict", tdev, info=info)
-    lm.arch = arch
-    lm.arch_kwargs = dict(kwargs)
-    return lm
+    return module
 
 
 def _strip_wrapper_prefix(sd: dict, want: set) -> dict:
@@ -681,7 +707,7 @@ def _from_module(module, kind: str, tdev, *, info: dict | None = None) -> Loaded
         kind=kind,
         n=0,
         module=module,
-        dtype=str(dtype).removeprefix("torch."),
+        dtype=dtype_name(dtype),
         device=str(dev),
         info=dict(info or {}),
     )
@@ -887,15 +913,36 @@ def _first(items: list, k: int = 3) -> str:
     return f"[{shown}{more}]"
 
 
-def _positive_int(v, what: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, int | np.integer):
-        raise FastinvError(f"{what} must be a positive integer, got {v!r}")
-    if v < 1:
-        raise FastinvError(f"{what} must be a positive integer, got {v}")
-    return int(v)
+def _error_text(exc: BaseException) -> str:
+    """The useful line of an exception's message, at most 300 characters."""
+    msg = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    text = msg[0] if msg else ""
+    if text.startswith("The following operation failed in the TorchScript") and msg:
+        # TorchScript puts the real error on the last line, after two tracebacks
+        text = msg[-1]
+        for prefix in ("RuntimeError: ", "ValueError: "):
+            text = text.removeprefix(prefix)
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return text
+
+
+def _pad_rows(Yb: np.ndarray, rows: int) -> np.ndarray:
+    """``Yb`` zero-padded to ``rows`` rows (the caller drops the padded outputs)."""
+    if rows == Yb.shape[0]:
+        return Yb
+    Yp = np.zeros((rows, Yb.shape[1]), dtype=np.float64)
+    Yp[: Yb.shape[0]] = Yb
+    return Yp
 
 
 def _jsonable(obj):
+    """Plain JSON values for ``to_dict``; anything else as its repr.
+
+    Unlike :func:`fastinv.io.to_jsonable` (which leaves unknown objects as they are and
+    turns NaN into None), a user's ``arch_kwargs`` may hold any object, and the summary must
+    stay JSON-serialisable whatever it holds.
+    """
     if isinstance(obj, dict):
         return {str(k): _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):

@@ -5,8 +5,9 @@ Every model maps a tensor of shape (m, n) to (m, n_out) (n_out = n unless asked 
 ``torch.Generator`` seeded with ``seed`` (the global torch RNG is neither read nor changed),
 then moved to ``device``, so the same seed gives the same initial weights on every device.
 The construction arguments are stored on the module as ``module.fastinv_spec`` (plain
-values), which :func:`save_model` writes next to the state_dict and :func:`load_model` uses
-to rebuild the module.
+values), which :func:`save_model` writes next to the state_dict and :func:`load_saved_model`
+uses to rebuild the module. (A user's own model, in any form, is loaded by
+:func:`fastinv.nets.loading.load_model`.)
 
 This module imports torch at import time; ``fastinv`` itself only loads it on use.
 """
@@ -17,17 +18,26 @@ import math
 import os
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from fastinv._device import dtype_name
 from fastinv._device import torch_dtype as resolve_dtype
+from fastinv._validation import check_int
 from fastinv.errors import FastinvError
+from fastinv.nets.spec import ACTIVATIONS, INITS, MODELS, check_architecture
 
-MODELS = ("mlp", "linear", "residual")
-ACTIVATIONS = ("relu", "tanh", "gelu", "silu", "identity")
-INITS = ("default", "zeros", "orthogonal")
+__all__ = [
+    "ACTIVATIONS",
+    "INITS",
+    "MODELS",
+    "ResidualMLP",
+    "build_model",
+    "default_width",
+    "load_saved_model",
+    "make_model",
+    "save_model",
+]
 
 
 def default_width(n: int) -> int:
@@ -217,43 +227,18 @@ def make_model(
         raise FastinvError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
     if n is None:
         raise FastinvError("make_model needs the input dimension n, e.g. make_model('mlp', n=64)")
-    n = _positive_int(n, "n")
-    n_out = n if n_out is None else _positive_int(n_out, "n_out")
-    width = default_width(max(n, n_out)) if width is None else _positive_int(width, "width")
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
-        raise FastinvError(
-            f"depth must be an integer >= 0 (number of hidden layers), got {depth!r}"
-        )
-    if activation not in ACTIVATIONS:
-        raise FastinvError(
-            f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}"
-        )
-    if init not in INITS:
-        raise FastinvError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
-    if model == "mlp" and init == "zeros" and depth > 0:
-        raise FastinvError(
-            "an MLP initialised at zero never leaves it (every hidden-layer gradient vanishes); "
-            "use init='default' or 'orthogonal', or model='linear'/'residual' with init='zeros'"
-        )
+    n = check_int(n, "n", lo=1)
+    n_out = n if n_out is None else check_int(n_out, "n_out", lo=1)
+    width, depth = check_architecture(
+        model, width=width, depth=depth, activation=activation, init=init
+    )
+    if width is None:
+        width = default_width(max(n, n_out))
     tdtype = resolve_dtype(dtype)
     seed = int(seed)
     gen = torch.Generator(device="cpu")
     gen.manual_seed(seed)
-
-    if model == "linear":
-        net: nn.Module = _linear(n, n_out, bool(bias), tdtype)
-        _init_linear(net, init, gen)
-    elif model == "mlp":
-        net = _mlp(n, n_out, width, depth, activation, bool(bias), init, tdtype, gen)
-    else:
-        skip = _linear(n, n_out, bool(bias), tdtype)
-        _init_linear(skip, init, gen)
-        hidden_init = "default" if init == "zeros" else init
-        corr = _mlp(
-            n, n_out, width, depth, activation, bool(bias), hidden_init, tdtype, gen, zero_last=True
-        )
-        net = ResidualMLP(skip, corr)
-
+    net = _BUILDERS[model](n, n_out, width, depth, activation, bool(bias), init, tdtype, gen)
     net.fastinv_spec = {
         "model": model,
         "n": n,
@@ -269,6 +254,29 @@ def make_model(
     if device is not None:
         net.to(device)
     return net
+
+
+def _build_linear(n, n_out, width, depth, activation, bias, init, dtype, gen) -> nn.Linear:
+    """``"linear"``: one ``nn.Linear(n, n_out)`` (width, depth and activation unused)."""
+    net = _linear(n, n_out, bias, dtype)
+    _init_linear(net, init, gen)
+    return net
+
+
+def _build_residual(n, n_out, width, depth, activation, bias, init, dtype, gen) -> ResidualMLP:
+    """``"residual"``: a linear skip plus an MLP correction whose output layer starts at 0.
+
+    ``init="zeros"`` zeroes the skip only; the correction's hidden layers get the default init.
+    """
+    skip = _linear(n, n_out, bias, dtype)
+    _init_linear(skip, init, gen)
+    hidden_init = "default" if init == "zeros" else init
+    corr = _mlp(n, n_out, width, depth, activation, bias, hidden_init, dtype, gen, zero_last=True)
+    return ResidualMLP(skip, corr)
+
+
+#: model name -> builder(n, n_out, width, depth, activation, bias, init, dtype, generator)
+_BUILDERS = {"mlp": _mlp, "linear": _build_linear, "residual": _build_residual}
 
 
 def build_model(spec: dict, *, device: str | torch.device | None = None) -> nn.Module:
@@ -314,7 +322,9 @@ def save_model(module: nn.Module, path: str | os.PathLike) -> None:
     os.replace(tmp, path)
 
 
-def load_model(path: str | os.PathLike, *, device: str | torch.device | None = None) -> nn.Module:
+def load_saved_model(
+    path: str | os.PathLike, *, device: str | torch.device | None = None
+) -> nn.Module:
     """Load a module saved by :func:`save_model` (rebuilt from its spec, weights loaded).
 
     Uses ``torch.load(weights_only=True)``: no arbitrary code runs. The module is returned in
@@ -351,11 +361,3 @@ def load_model(path: str | os.PathLike, *, device: str | torch.device | None = N
     if device is not None:
         net.to(device)
     return net.eval()
-
-
-def _positive_int(v: Any, what: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, int | np.integer):
-        raise FastinvError(f"{what} must be a positive integer, got {v!r}")
-    if v < 1:
-        raise FastinvError(f"{what} must be a positive integer, got {v}")
-    return int(v)

@@ -1,7 +1,7 @@
 """Chunked, counter-seeded generation of training pairs (x, y = A x + e).
 
-:func:`generate` draws signals from a prior (fastinv/priors.py), applies the operator through
-BLAS, and adds noise, one chunk of rows at a time, writing straight into the output arrays.
+:func:`generate` draws signals from a prior (fastinv/problem/priors.py), applies the operator
+through BLAS, and adds noise, one chunk of rows at a time, writing straight into the output arrays.
 When the prior draws each signal as ``x = z F`` from r <= n/2 coefficients (the smooth prior:
 r is about 100 whatever n), ``A x`` is computed as ``z (F Aᵀ)``: two N x r x n products
 instead of the N x n x n one, so generation costs less than the product ``X Aᵀ`` alone
@@ -11,53 +11,29 @@ Reproducibility: row ``i`` of X and of the noise is a function of ``(seed, i)`` 
 (counter-based generator, fastinv/kernels/rng.py), so the result does not depend on
 ``chunk_size`` or on the number of Numba threads, and ``generate(N)`` is a prefix of
 ``generate(N')`` for N < N'. The products with A are made on blocks of a fixed number of
-rows aligned to global row indices (:func:`fastinv.problem.priors.row_block`), so Y is bitwise
+rows aligned to global row indices (:func:`fastinv.problem.blocks.row_block`), so Y is bitwise
 reproducible too, for a given BLAS library and BLAS thread count (BLAS may round differently
 with another thread count; the difference is at the level of machine precision).
 """
 
 from __future__ import annotations
 
-import numbers
-import os
-
 import numpy as np
 
 from fastinv._device import float_dtype
-from fastinv._validation import check_2d, check_finite
+from fastinv._validation import check_2d, check_finite, check_float, check_int
 from fastinv.errors import FastinvError
-from fastinv.problem.priors import Prior, aligned_matmul, as_seed, check_int, make_prior, row_block
+from fastinv.io import check_memory
+from fastinv.problem.blocks import aligned_matmul, row_block
+from fastinv.problem.priors import Prior, as_seed, make_prior
+
+__all__ = ["NOISE_TYPES", "generate"]
 
 NOISE_TYPES = ("relative", "absolute")
 #: default chunk, in entries of X: 2**25 (256 MB of float64) when writing float64 in place,
 #: 2**23 for float32 output (two float64 scratch arrays of 64 MB)
 _CHUNK_ELEMS = 1 << 25
 _CHUNK_ELEMS_F32 = 1 << 23
-
-
-def _operator_matrix(op) -> np.ndarray:
-    A = op.A if hasattr(op, "A") else op
-    A = check_2d(A, "operator matrix A")
-    if A.shape[0] != A.shape[1] or A.shape[0] == 0:
-        raise FastinvError(
-            f"operator matrix A must be square and non-empty, got shape {A.shape}; "
-            "pass an (n, n) matrix"
-        )
-    check_finite(A, "operator matrix A")
-    return np.ascontiguousarray(A, dtype=np.float64)
-
-
-def _memory_check(nbytes: int) -> None:
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        return
-    if nbytes > 0.9 * total:
-        raise FastinvError(
-            f"generating X and Y needs {nbytes / 2**30:.1f} GiB but this machine has "
-            f"{total / 2**30:.1f} GiB; use fewer samples, dtype=float32, or generate in "
-            "pieces with fastinv.problem.priors.make_prior(...).sample(..., start=...)"
-        )
 
 
 def generate(
@@ -93,7 +69,7 @@ def generate(
         row i of (X, Y) depends only on (seed, i).
     chunk_size : int, optional
         rows per chunk (memory of the temporaries; rounded up to whole BLAS blocks of
-        ``fastinv.problem.priors.row_block(n)`` rows, about 2**21 / n). Default: 2**25 / n rows
+        ``fastinv.problem.blocks.row_block(n)`` rows, about 2**21 / n). Default: 2**25 / n rows
         for float64 (only the smooth prior's n_samples x rank coefficients are extra memory),
         2**23 / n for float32 (two float64 scratch arrays). The result does not depend on it.
     dtype : {numpy.float64, numpy.float32}
@@ -109,16 +85,44 @@ def generate(
     Y : ndarray of shape (N, n)
         measurements ``X @ A.T + E``.
     """
-    from fastinv.kernels.priors import (
-        _add_noise_absolute,
-        _add_noise_relative,
-        _copy_rows,
-        _touch_rows,
-    )
-
     A = _operator_matrix(op)
     n = A.shape[0]
-    N = check_int(n_samples, "n_samples", minimum=1)
+    N = check_int(n_samples, "n_samples", lo=1)
+    pr = _resolve_prior(prior, n, prior_params)
+    noise = check_float(noise, "noise", lo=0)
+    _check_noise_type(noise_type)
+    out_dtype = _output_dtype(dtype)
+    key = as_seed(seed)
+    block = row_block(n)
+    chunk = _plan_chunks(N, n, chunk_size, block, out_dtype)
+    out = _Output(N, n, chunk, out_dtype)
+    add_noise = _NoiseStep(noise, noise_type, n)
+    forward = _forward_step(pr, A, block, min(chunk, N))
+    for s in range(0, N, chunk):
+        e = min(N, s + chunk)
+        xc, yc = out.chunk(s, e)
+        forward(xc, yc, key, s, out.native)
+        add_noise(yc, key, s)
+        out.store(s, e, xc, yc)
+    return out.X, out.Y
+
+
+# ---------------------------------------------------------------------------------------
+# validate
+def _operator_matrix(op) -> np.ndarray:
+    A = op.A if hasattr(op, "A") else op
+    A = check_2d(A, "operator matrix A")
+    if A.shape[0] != A.shape[1] or A.shape[0] == 0:
+        raise FastinvError(
+            f"operator matrix A must be square and non-empty, got shape {A.shape}; "
+            "pass an (n, n) matrix"
+        )
+    check_finite(A, "operator matrix A")
+    return np.ascontiguousarray(A, dtype=np.float64)
+
+
+def _resolve_prior(prior, n: int, prior_params) -> Prior:
+    """The prior object: ``prior`` itself (of length n) or one made by name."""
     if isinstance(prior, Prior):
         if prior_params:
             raise FastinvError(
@@ -130,83 +134,142 @@ def generate(
                 f"prior has length {prior.n} but the operator is {n} x {n}; "
                 f"make the prior with n={n}"
             )
-        pr = prior
-    else:
-        if prior_params is not None and not isinstance(prior_params, dict):
-            raise FastinvError(
-                f"prior_params must be a dict of parameters, got {type(prior_params).__name__}"
-            )
-        pr = make_prior(prior, n, **(prior_params or {}))
-    if isinstance(noise, bool) or not isinstance(noise, numbers.Real) or not np.isfinite(noise):
-        raise FastinvError(f"noise must be a finite real number >= 0, got {noise!r}")
-    noise = float(noise)
-    if noise < 0:
-        raise FastinvError(f"noise must be >= 0, got {noise}; use 0 for noise-free data")
+        return prior
+    if prior_params is not None and not isinstance(prior_params, dict):
+        raise FastinvError(
+            f"prior_params must be a dict of parameters, got {type(prior_params).__name__}"
+        )
+    return make_prior(prior, n, **(prior_params or {}))
+
+
+def _check_noise_type(noise_type) -> None:
     if noise_type not in NOISE_TYPES:
         raise FastinvError(
             f"unknown noise_type {noise_type!r}; choose one of: {', '.join(NOISE_TYPES)}"
         )
+
+
+def _output_dtype(dtype) -> np.dtype:
     try:
-        out_dtype = float_dtype(dtype)
+        return float_dtype(dtype)
     except TypeError:
         raise FastinvError(f"dtype must be float32 or float64, got {dtype!r}") from None
-    key = as_seed(seed)
 
-    block = row_block(n)
-    native = out_dtype == np.float64
+
+# ---------------------------------------------------------------------------------------
+# plan chunks and allocate
+def _plan_chunks(N: int, n: int, chunk_size, block: int, out_dtype: np.dtype) -> int:
+    """Rows per chunk: whole BLAS blocks (so blocks stay aligned to global rows), <= N
+    rounded up to a block."""
     if chunk_size is None:
         # float64 writes straight into X and Y: big chunks, few hand-overs between the Numba
         # and the BLAS thread pools (each costs spin-waiting); float32 needs float64 scratch
-        chunk = max(1, (_CHUNK_ELEMS if native else _CHUNK_ELEMS_F32) // n)
+        chunk = max(1, (_CHUNK_ELEMS if out_dtype == np.float64 else _CHUNK_ELEMS_F32) // n)
     else:
-        chunk = check_int(chunk_size, "chunk_size", minimum=1)
-    chunk = -(-chunk // block) * block  # whole blocks, so blocks stay aligned to global rows
-    chunk = min(chunk, -(-N // block) * block)
+        chunk = check_int(chunk_size, "chunk_size", lo=1)
+    chunk = -(-chunk // block) * block
+    return min(chunk, -(-N // block) * block)
 
-    _memory_check(2 * N * n * out_dtype.itemsize + (0 if native else 2 * chunk * n * 8))
-    X = np.empty((N, n), dtype=out_dtype)
-    Y = np.empty((N, n), dtype=out_dtype)
-    if not native:
-        xbuf = np.empty((chunk, n))
-        ybuf = np.empty((chunk, n))
-    scratch = None
-    if noise > 0:
-        import numba
 
-        scratch = np.empty((numba.config.NUMBA_NUM_THREADS, n))
-    At = A.T
-    F = pr._factor()
-    if F is not None and 2 * F.shape[0] <= n:
-        # x = z F (rank coefficients per sample)  =>  A x = z (F Aᵀ): two (N x rank) products
-        # replace the (N x n)(n x n) one; x is bitwise what pr.sample gives
-        G = np.ascontiguousarray(F @ At)
-        coeffs = np.empty((min(chunk, N), F.shape[0]))
-    else:
-        F = None
-        work = pr._workspace(min(chunk, N))
-    for s in range(0, N, chunk):
-        e = min(N, s + chunk)
-        xc = X[s:e] if native else xbuf[: e - s]
-        yc = Y[s:e] if native else ybuf[: e - s]
-        if native:  # fault the fresh pages in with Numba threads, not inside BLAS
-            _touch_rows(yc)
-        if F is None:
-            pr._fill(xc, key, s, work)
-            aligned_matmul(xc, At, yc, s, block)
-        else:
-            if native:
-                _touch_rows(xc)
-            z = coeffs[: e - s]
-            pr._fill_coeffs(z, key, s)
-            # the prior's own blocking for X, so that its bits equal pr.sample's
-            aligned_matmul(z, F, xc, s, getattr(pr, "_block", block))
-            aligned_matmul(z, G, yc, s, block)
+class _Output:
+    """X and Y, and the float64 scratch that a float32 result is computed in, chunk by chunk
+    (each chunk rounded once when stored)."""
+
+    def __init__(self, N: int, n: int, chunk: int, dtype: np.dtype) -> None:
+        self.native = dtype == np.float64
+        need = 2 * N * n * dtype.itemsize + (0 if self.native else 2 * chunk * n * 8)
+        check_memory(
+            need,
+            "generating X and Y",
+            suggestion="use fewer samples, dtype=float32, or generate in pieces with "
+            "fastinv.problem.priors.make_prior(...).sample(..., start=...)",
+        )
+        self.X = np.empty((N, n), dtype=dtype)
+        self.Y = np.empty((N, n), dtype=dtype)
+        if not self.native:
+            self._xbuf = np.empty((chunk, n))
+            self._ybuf = np.empty((chunk, n))
+
+    def chunk(self, s: int, e: int) -> tuple[np.ndarray, np.ndarray]:
+        """float64 arrays for rows ``s .. e`` of X and Y (the outputs themselves when
+        float64; fresh pages are faulted in with Numba threads, not inside BLAS)."""
+        from fastinv.kernels.priors import _touch_rows
+
+        if not self.native:
+            return self._xbuf[: e - s], self._ybuf[: e - s]
+        _touch_rows(self.Y[s:e])
+        return self.X[s:e], self.Y[s:e]
+
+    def store(self, s: int, e: int, xc: np.ndarray, yc: np.ndarray) -> None:
+        """Cast: round the float64 chunk into a float32 result (nothing to do for float64)."""
+        from fastinv.kernels.priors import _copy_rows
+
+        if not self.native:
+            _copy_rows(self.X[s:e], xc)
+            _copy_rows(self.Y[s:e], yc)
+
+
+# ---------------------------------------------------------------------------------------
+# sample the prior and apply A
+def _forward_step(pr: Prior, A: np.ndarray, block: int, rows: int):
+    """The step that fills a chunk of X and writes A x into Y: through the prior's low-rank
+    factor when it has few enough coefficients, else sample and multiply by A."""
+    lr = pr.low_rank()
+    if lr is not None and 2 * lr.factor.shape[0] <= A.shape[0]:
+        return _LowRankForward(pr, lr.factor, lr.block, A, block, rows)
+    return _DenseForward(pr, A, block, rows)
+
+
+class _DenseForward:
+    """x from the prior, then y = x Aᵀ."""
+
+    def __init__(self, pr: Prior, A: np.ndarray, block: int, rows: int) -> None:
+        self.pr, self.At, self.block = pr, A.T, block
+        self.work = pr.workspace(rows)
+
+    def __call__(self, xc, yc, key, start: int, touch: bool) -> None:
+        self.pr.fill(xc, key, start, self.work)
+        aligned_matmul(xc, self.At, yc, start, self.block)
+
+
+class _LowRankForward:
+    """x = z F and A x = z (F Aᵀ) from the prior's r coefficients z: two (N x r) products
+    replace the (N x n)(n x n) one; x is bitwise what the prior's own sampler gives."""
+
+    def __init__(self, pr: Prior, F, x_block: int, A: np.ndarray, block: int, rows: int):
+        self.pr, self.F, self.x_block, self.block = pr, F, x_block, block
+        self.G = np.ascontiguousarray(F @ A.T)
+        self.coeffs = np.empty((rows, F.shape[0]))
+
+    def __call__(self, xc, yc, key, start: int, touch: bool) -> None:
+        from fastinv.kernels.priors import _touch_rows
+
+        if touch:
+            _touch_rows(xc)
+        z = self.coeffs[: xc.shape[0]]
+        self.pr.fill_coeffs(z, key, start)
+        # the prior's own blocking for X, so that its bits equal pr.sample's
+        aligned_matmul(z, self.F, xc, start, self.x_block)
+        aligned_matmul(z, self.G, yc, start, self.block)
+
+
+# ---------------------------------------------------------------------------------------
+# add noise
+class _NoiseStep:
+    """Adds the noise of rows ``start ..`` to a chunk of Y (nothing when noise is 0)."""
+
+    def __init__(self, noise: float, noise_type: str, n: int) -> None:
+        self.noise, self.relative = noise, noise_type == "relative"
+        self.scratch = None
         if noise > 0:
-            if noise_type == "relative":
-                _add_noise_relative(yc, key, s, noise, scratch)
-            else:
-                _add_noise_absolute(yc, key, s, noise, scratch)
-        if not native:
-            _copy_rows(X[s:e], xc)
-            _copy_rows(Y[s:e], yc)
-    return X, Y
+            import numba
+
+            self.scratch = np.empty((numba.config.NUMBA_NUM_THREADS, n))
+
+    def __call__(self, yc, key, start: int) -> None:
+        from fastinv.kernels.priors import _add_noise_absolute, _add_noise_relative
+
+        if self.noise <= 0:
+            return
+        kernel = _add_noise_relative if self.relative else _add_noise_absolute
+        kernel(yc, key, start, self.noise, self.scratch)

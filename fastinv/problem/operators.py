@@ -1,37 +1,28 @@
-"""Forward operators: a catalogue of test problems and loading a user's matrix.
+"""Forward operators: the :class:`Operator` type, the catalogue, and loading a user's matrix.
 
 Every operator is an :class:`Operator`: a dense, square matrix ``A`` of shape (n, n) in
 float64, with the test problem's exact solution ``x`` and right-hand side ``b`` where the
-problem defines them, and a cached SVD.
-
-The 1-D test problems ``shaw``, ``deriv2``, ``heat``, ``phillips``, ``baart``, ``foxgood``,
-``gravity`` and ``wing`` reproduce the discretisations and scalings of P. C. Hansen's
-*Regularization Tools* (version 4.1, 9 March 2008; P. C. Hansen, "Regularization Tools
-version 4.0 for Matlab 7.3", Numer. Algorithms 46 (2007) 189-194), transcribed from the
-MATLAB files ``shaw.m``, ``deriv2.m``, ``heat.m``, ``phillips.m``, ``baart.m``,
-``foxgood.m``, ``gravity.m`` and ``wing.m`` and vectorised with NumPy. The matrices agree
-with the MATLAB code to rounding; where the MATLAB code fails for some n (odd n in ``heat``
-and in ``deriv2`` example 3) fastinv refuses that n with a message instead.
-
-Other operators: ``blur1d`` (the 1-D factor of Hansen's ``blur.m``), ``random`` (prescribed
-singular values, Haar-random singular vectors) and ``identity``.
+problem defines them, and a cached SVD. :func:`make_operator` builds one from the catalogue
+(:mod:`fastinv.problem.catalogue`: P. C. Hansen's Regularization Tools problems ``shaw``,
+``deriv2``, ``heat``, ``phillips``, ``baart``, ``foxgood``, ``gravity``, ``wing``, and
+``blur1d``, ``random``, ``identity``) or from a file (:func:`load_operator`, read by
+:mod:`fastinv.problem.files`).
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import numbers
 import os
-import warnings
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from fastinv._validation import check_finite, check_int
 from fastinv.errors import FastinvError
+from fastinv.io import to_jsonable
+from fastinv.problem.catalogue import CATALOGUE, build, random_singular_values
+from fastinv.problem.files import LOADABLE_SUFFIXES, read_matrix
 
 __all__ = [
     "LOADABLE_SUFFIXES",
@@ -39,10 +30,8 @@ __all__ = [
     "list_operators",
     "load_operator",
     "make_operator",
+    "random_singular_values",
 ]
-
-#: file suffixes :func:`load_operator` reads
-LOADABLE_SUFFIXES = (".npy", ".npz", ".mat", ".csv", ".txt")
 
 
 # --------------------------------------------------------------------------------------
@@ -148,7 +137,7 @@ class Operator:
         return {
             "name": self.name,
             "n": self.n,
-            "params": _plain(self.params),
+            "params": to_jsonable(self.params),
             "cond": self.cond,
         }
 
@@ -184,13 +173,7 @@ def _as_square_matrix(A, what: str) -> np.ndarray:
             f"{what} must be square (n, n) to have an inverse; got ({a.shape[0]}, {a.shape[1]})"
         )
     a = np.ascontiguousarray(a, dtype=np.float64)
-    if not np.isfinite(a).all():
-        bad = np.argwhere(~np.isfinite(a))
-        i, j = (int(v) for v in bad[0])
-        raise FastinvError(
-            f"{what} contains {bad.shape[0]} non-finite value(s) (first: {a[i, j]} at "
-            f"index ({i}, {j})); remove or replace NaN/Inf entries"
-        )
+    check_finite(a, what)
     return a
 
 
@@ -203,681 +186,9 @@ def _as_vector(v, n: int, what: str) -> np.ndarray | None:
     return v
 
 
-def _check_n(n) -> int:
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-        raise FastinvError(f"n must be a positive integer, got {n!r}")
-    n = int(n)
-    if n < 1:
-        raise FastinvError(f"n must be a positive integer (n >= 1), got {n}")
-    return n
-
-
-def _plain(v):
-    """Convert numpy scalars/arrays inside dicts and lists to plain Python values."""
-    if isinstance(v, dict):
-        return {str(k): _plain(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_plain(x) for x in v]
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    return v
-
-
-# parameter coercion ---------------------------------------------------------------------
-
-
-def _to_float(name: str, op: str, v) -> float:
-    if isinstance(v, str):
-        try:
-            v = float(v)
-        except ValueError:
-            raise FastinvError(f"{op}: parameter {name} must be a number, got {v!r}") from None
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise FastinvError(f"{op}: parameter {name} must be a real number, got {v!r}")
-    v = float(v)
-    if not math.isfinite(v):
-        raise FastinvError(f"{op}: parameter {name} must be finite, got {v}")
-    return v
-
-
-def _to_int(name: str, op: str, v) -> int:
-    if isinstance(v, str):
-        try:
-            v = int(v)
-        except ValueError:
-            raise FastinvError(f"{op}: parameter {name} must be an integer, got {v!r}") from None
-    if isinstance(v, float) and v.is_integer():
-        v = int(v)
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-        raise FastinvError(f"{op}: parameter {name} must be an integer, got {v!r}")
-    return int(v)
-
-
-def _positive(name: str, op: str, v) -> float:
-    v = _to_float(name, op, v)
-    if v <= 0:
-        raise FastinvError(f"{op}: parameter {name} must be > 0, got {v}")
-    return v
-
-
-def _example(op: str, v) -> int:
-    v = _to_int("example", op, v)
-    if v not in (1, 2, 3):
-        raise FastinvError(f"{op}: parameter example must be 1, 2 or 3, got {v}")
-    return v
-
-
-def _matlab_round(v: float) -> int:
-    """MATLAB's round (halves away from zero) for v >= 0."""
-    return int(math.floor(v + 0.5))
-
-
-def _multiple_of(op: str, n: int, m: int, what: str) -> None:
-    if n % m:
-        lo, hi = n - n % m, n - n % m + m
-        use = f"{lo} or {hi}" if lo >= m else f"{hi}"
-        raise FastinvError(f"{op} needs {what}, got {n}: use {use}")
-
-
 # --------------------------------------------------------------------------------------
-# Regularization Tools test problems (P. C. Hansen, version 4.1)
+# the catalogue and matrix files
 # --------------------------------------------------------------------------------------
-
-
-def _shaw(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Hansen's ``shaw.m``: 1-D image restoration (C. B. Shaw, JMAA 37 (1972) 83-112).
-
-    Kernel on [-pi/2, pi/2]^2 as coded in Regularization Tools,
-    ``A_ij = h * ((cos s_i + cos t_j) * sin(u)/u)**2``, ``u = pi (sin s_i + sin t_j)``,
-    midpoint rule with h = pi/n (note: the code squares ``cos s + cos t`` too, unlike the
-    help text); solution ``x = 2 exp(-6 (t - 0.8)^2) + exp(-2 (t + 0.5)^2)``; ``b = A x``.
-    The MATLAB code computes the block ``i <= j, i + j <= n`` (1-based), sets the
-    anti-diagonal to ``(2 cos t_i)**2`` (the limit u -> 0), mirrors the block across the
-    anti-diagonal and symmetrises; this is reproduced exactly. n must be even.
-    """
-    h = np.pi / n
-    tt = -np.pi / 2 + (np.arange(n) + 0.5) * h
-    co = np.cos(tt)
-    psi = np.pi * np.sin(tt)
-    half = n // 2
-    # the directly computed block (0-based i <= j, i + j <= n - 2) lies in rows < n/2
-    i = np.arange(half)[:, None]
-    j = np.arange(n)[None, :]
-    ss = psi[:half, None] + psi[None, :]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        F = co[:half, None] + co[None, :]
-        F *= np.sin(ss)
-        F /= ss
-    F *= F
-    del ss
-    U = np.zeros((n, n))
-    U[:half] = np.where((j >= i) & (i + j <= n - 2), F, 0.0)
-    del F
-    U = U + U[::-1, ::-1].T  # mirror across the anti-diagonal: A(n-j+1, n-i+1) = A(i, j)
-    k = np.arange(half)
-    U[k, n - 1 - k] = (2 * co[:half]) ** 2
-    A = U.T.copy()
-    A[np.diag_indices(n)] = 0.0
-    A += U  # A + triu(A, 1)'
-    del U
-    A *= h
-    x = 2 * np.exp(-6 * (tt - 0.8) ** 2) + 1 * np.exp(-2 * (tt + 0.5) ** 2)
-    return A, A @ x, x
-
-
-def _deriv2(n: int, example: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Hansen's ``deriv2.m``: second derivative (Delves & Mohamed 1985; Louis & Maass 1990).
-
-    Galerkin discretisation with orthonormal box functions on [0, 1] of the Green's
-    function ``K(s,t) = s(t-1)`` for s < t, ``t(s-1)`` for s >= t (h = 1/n, 1-based i, j)::
-
-        A_ii = h^2 ((i^2 - i + 1/4) h - (i - 2/3))
-        A_ij = h^2 (j - 1/2) ((i - 1/2) h - 1)         j < i  (A symmetric)
-
-    Examples (b and x are the exact Galerkin projections of g and f, so A x ~ b only):
-    1: g(s) = (s^3 - s)/6, f(t) = t; 2: g(s) = exp(s) + (1-e)s - 1, f(t) = exp(t);
-    3: f(t) = t for t < 1/2 else 1 - t (n must be even).
-    """
-    h = 1.0 / n
-    sqh = math.sqrt(h)
-    h32 = h * sqh
-    h2 = h**2
-    sqhi = 1 / sqh
-    t = 2 / 3
-    iv = np.arange(1, n + 1, dtype=np.float64)
-    L = (h2 * (iv[None, :] - 0.5)) * ((iv[:, None] - 0.5) * h - 1)
-    A = np.tril(L, -1)
-    del L
-    A += A.T
-    A[np.diag_indices(n)] = h2 * ((iv**2 - iv + 0.25) * h - (iv - t))
-
-    if example == 1:
-        b = h32 * (iv - 0.5) * ((iv**2 + (iv - 1) ** 2) * h2 / 2 - 1) / 6
-        x = h32 * (iv - 0.5)
-    elif example == 2:
-        ee = 1 - math.exp(1)
-        b = sqhi * (np.exp(iv * h) - np.exp((iv - 1) * h) + ee * (iv - 0.5) * h2 - h)
-        x = sqhi * (np.exp(iv * h) - np.exp((iv - 1) * h))
-    else:
-        m = n // 2
-        b = np.empty(n)
-        x = np.empty(n)
-        i1 = iv[:m]
-        s12 = (i1 * h) ** 2
-        s22 = ((i1 - 1) * h) ** 2
-        b[:m] = sqhi * (s12 + s22 - 1.5) * (s12 - s22) / 24
-        x[:m] = sqhi * ((i1 * h) ** 2 - ((i1 - 1) * h) ** 2) / 2
-        i2 = iv[m:]
-        s1 = i2 * h
-        s12 = s1**2
-        s2 = (i2 - 1) * h
-        s22 = s2**2
-        b[m:] = (
-            sqhi * (-(s12 + s22) * (s12 - s22) + 4 * (s1**3 - s2**3) - 4.5 * (s12 - s22) + h) / 24
-        )
-        x[m:] = sqhi * (h - ((i2 * h) ** 2 - ((i2 - 1) * h) ** 2) / 2)
-    return A, b, x
-
-
-def _heat(n: int, kappa: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Hansen's ``heat.m``: inverse heat equation (Carasso, SIAM J. Appl. Math. 42 (1982)).
-
-    Volterra equation on [0, 1] with kernel ``k(s - t)``,
-    ``k(t) = t^(-3/2) / (2 kappa sqrt(pi)) exp(-1/(4 kappa^2 t))``, midpoint rule with
-    h = 1/n, ``t_i = (i - 1/2) h``: A is the lower-triangular Toeplitz matrix with first
-    column ``h k(t_i)`` (MATLAB ``toeplitz(k, [k(1) 0 ... 0])``). For n >~ 1500 with
-    kappa = 1 the leading k(t_i) underflow to exactly 0 in float64, so A is exactly
-    singular, as in MATLAB. Solution (piecewise, on the first half, 0 on the second)::
-
-        t_i = 20 i / n:  0.75 t^2/4 (t < 2),  0.75 + (t-2)(3-t) (t < 3),  0.75 exp(-2(t-3))
-
-    and ``b = A x``. n must be even (the MATLAB code fails for odd n).
-    """
-    import scipy.linalg
-
-    h = 1.0 / n
-    t = h / 2 + h * np.arange(n)
-    c = h / (2 * kappa * math.sqrt(math.pi))
-    d = 1 / (4 * kappa**2)
-    with np.errstate(under="ignore"):
-        k = c * t**-1.5 * np.exp(-d / t)
-    r = np.zeros(n)
-    r[0] = k[0]
-    A = np.ascontiguousarray(scipy.linalg.toeplitz(k, r))
-    x = np.zeros(n)
-    ti = np.arange(1, n // 2 + 1) * 20 / n
-    x[: n // 2] = np.where(
-        ti < 2,
-        0.75 * ti**2 / 4,
-        np.where(ti < 3, 0.75 + (ti - 2) * (3 - ti), 0.75 * np.exp(-(ti - 3) * 2)),
-    )
-    return A, A @ x, x
-
-
-def _phillips(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Hansen's ``phillips.m``: Phillips' problem (D. L. Phillips, J. ACM 9 (1962) 84-97).
-
-    ``phi(x) = 1 + cos(pi x / 3)`` for |x| < 3, else 0; kernel ``K(s,t) = phi(s - t)``,
-    ``f = phi``, ``g(s) = (6-|s|)(1 + cos(pi s/3)/2) + 9/(2 pi) sin(pi |s|/3)`` on [-6, 6].
-    Galerkin with orthonormal box functions (h = 12/n): A is the symmetric Toeplitz
-    matrix with first row ``r_k = h + 9/(h pi^2)(2 c_k - c_{k-1} - c_{k+1})``,
-    ``c_k = cos(4 pi k / n)``, k < n/4, ``r_{n/4} = h/2 + 9/(h pi^2)(cos(4 pi/n) - 1)``,
-    zeros beyond. b is the exact box average of g (so A x ~ b only). n must be a
-    multiple of 4.
-    """
-    import scipy.linalg
-
-    h = 12 / n
-    n4 = n // 4
-    r1 = np.zeros(n)
-    c = np.cos(np.arange(-1, n4 + 1) * 4 * np.pi / n)
-    r1[:n4] = h + 9 / (h * np.pi**2) * (2 * c[1 : n4 + 1] - c[0:n4] - c[2 : n4 + 2])
-    r1[n4] = h / 2 + 9 / (h * np.pi**2) * (math.cos(4 * np.pi / n) - 1)
-    A = np.ascontiguousarray(scipy.linalg.toeplitz(r1))
-
-    cc = np.pi / 3
-    i = np.arange(n // 2 + 1, n + 1)
-    t1 = -6 + i * h
-    t2 = t1 - h
-    bh = (
-        t1 * (6 - np.abs(t1) / 2)
-        + ((3 - np.abs(t1) / 2) * np.sin(cc * t1) - 2 / cc * (np.cos(cc * t1) - 1)) / cc
-        - t2 * (6 - np.abs(t2) / 2)
-        - ((3 - np.abs(t2) / 2) * np.sin(cc * t2) - 2 / cc * (np.cos(cc * t2) - 1)) / cc
-    )
-    b = np.empty(n)
-    b[n // 2 :] = bh
-    b[: n // 2] = bh[::-1]
-    b /= math.sqrt(h)
-
-    x = np.zeros(n)
-    grid = np.arange(n4 + 1) * h  # MATLAB 0:h:(3+10*eps)
-    x[2 * n4 : 3 * n4] = (h + np.diff(np.sin(grid * cc)) / cc) / math.sqrt(h)
-    x[n4 : 2 * n4] = x[2 * n4 : 3 * n4][::-1]
-    return A, b, x
-
-
-def _baart(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Hansen's ``baart.m`` (M. L. Baart, IMA J. Numer. Anal. 2 (1982) 241-247).
-
-    ``K(s,t) = exp(s cos t)``, s in [0, pi/2], t in [0, pi]; ``g(s) = 2 sinh(s)/s``,
-    ``f(t) = sin t``. Galerkin with orthonormal box functions (hs = pi/(2n), ht = pi/n):
-    the s-integral exactly, the t-integral by Simpson's rule::
-
-        A_ij = (F(t_{j-1}) + 4 F(t_{j-1/2}) + F(t_j))_i / (3 sqrt 2),
-        F(t)_i = (exp(s_i cos t) - exp(s_{i-1} cos t)) / cos t   (= hs at t = pi/2)
-
-    b is the Simpson approximation of the box averages of g and x the exact box averages
-    of f (A is not symmetric; A x ~ b only). n must be even.
-    """
-    hs = np.pi / (2 * n)
-    ht = np.pi / n
-    c = 1 / (3 * math.sqrt(2))
-    ihs = np.arange(n + 1) * hs
-    lo = ihs[:n, None]
-    hi = ihs[1:, None]
-    nh = n // 2
-    # F at the nodes t_k = k ht, k = 0..n (columns); MATLAB's first f3 uses co = 1 undivided
-    co_nodes = np.cos(np.arange(n + 1) * ht)
-    co_nodes[0] = 1.0
-    Fn = (np.exp(hi * co_nodes) - np.exp(lo * co_nodes)) / co_nodes
-    Fn[:, 0] = np.exp(ihs[1:]) - np.exp(ihs[:n])
-    Fn[:, nh] = hs
-    co_mid = np.cos((np.arange(1, n + 1) - 0.5) * ht)
-    Fm = (np.exp(hi * co_mid) - np.exp(lo * co_mid)) / co_mid
-    A = Fn[:, :n] + 4 * Fm
-    A += Fn[:, 1:]
-    A *= c
-
-    si = np.arange(1, 2 * n + 1) * 0.5 * hs
-    si = np.sinh(si) / si
-    b = np.empty(n)
-    b[0] = 1 + 4 * si[0] + si[1]
-    b[1:] = si[1 : 2 * n - 2 : 2] + 4 * si[2 : 2 * n - 1 : 2] + si[3 : 2 * n : 2]
-    b *= math.sqrt(hs) / 3
-    x = -np.diff(np.cos(np.arange(n + 1) * ht)) / math.sqrt(ht)
-    return np.ascontiguousarray(A), b, x
-
-
-def _foxgood(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Hansen's ``foxgood.m``: Fox & Goodwin's problem (Baker 1977, p. 665).
-
-    ``K(s,t) = sqrt(s^2 + t^2)`` on [0, 1]^2, midpoint rule (h = 1/n, t_i = (i - 1/2) h):
-    ``A_ij = h sqrt(t_i^2 + t_j^2)`` (symmetric), ``x = t``,
-    ``b = ((1 + t^2)^(3/2) - t^3) / 3`` (analytic, so A x ~ b only).
-    """
-    h = 1.0 / n
-    t = h * (np.arange(1, n + 1) - 0.5)
-    t2 = t**2
-    A = np.sqrt(t2[:, None] + t2[None, :])
-    A *= h
-    b = ((1 + t2) ** 1.5 - t**3) / 3
-    return A, b, t.copy()
-
-
-def _gravity(
-    n: int, example: int, a: float, b: float, d: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Hansen's ``gravity.m``: 1-D gravity surveying (Wing & Zahrt 1991, p. 17).
-
-    ``K(s,t) = d (d^2 + (s - t)^2)^(-3/2)``, t in [0, 1], s in [a, b]; midpoint rule with
-    ``t_j = (j - 1/2)/n``, ``s_i = a + (b - a)(i - 1/2)/n``:
-    ``A_ij = (1/n) d / (d^2 + (s_i - t_j)^2)^(3/2)`` (symmetric Toeplitz for a=0, b=1).
-    Solutions: 1: ``sin(pi t) + 0.5 sin(2 pi t)``; 2: piecewise linear; 3: piecewise
-    constant (2 on the first round(n/3) points, 1 after); ``b = A x``.
-    """
-    dt = 1.0 / n
-    ds = (b - a) / n
-    t = dt * (np.arange(1, n + 1) - 0.5)
-    s = a + ds * (np.arange(1, n + 1) - 0.5)
-    D = s[:, None] - t[None, :]
-    D *= D
-    D += d**2
-    A = dt * d / D**1.5
-    del D
-    nt = _matlab_round(n / 3)
-    nn = _matlab_round(n * 7 / 8)
-    x = np.ones(n)
-    if example == 1:
-        x = np.sin(np.pi * t) + 0.5 * np.sin(2 * np.pi * t)
-    elif example == 2:
-        if nt > 0:
-            x[:nt] = (2 / nt) * np.arange(1, nt + 1)
-        if nn > nt:
-            x[nt:nn] = ((2 * nn - nt) - np.arange(nt + 1, nn + 1)) / (nn - nt)
-        if n > nn:
-            x[nn:] = (n - np.arange(nn + 1, n + 1)) / (n - nn)
-    else:
-        x[:nt] = 2.0
-    return A, A @ x, x
-
-
-def _wing(n: int, t1: float, t2: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Hansen's ``wing.m``: discontinuous solution (G. M. Wing, 1991, p. 109).
-
-    ``K(s,t) = t exp(-s t^2)`` on [0, 1]^2, ``g(s) = (exp(-s t1^2) - exp(-s t2^2))/(2s)``,
-    ``f = 1`` on (t1, t2), else 0. Galerkin with box functions, both integrals by the
-    midpoint rule (h = 1/n, s_i = (i - 1/2) h): ``A_ij = h t_j exp(-s_i t_j^2)`` (not
-    symmetric), ``b_i = sqrt(h) g(s_i)``, ``x_j = sqrt(h)`` where t1 < t_j < t2 (A x ~ b).
-    """
-    h = 1.0 / n
-    sti = (np.arange(1, n + 1) - 0.5) * h
-    A = np.exp(-sti[:, None] * (sti**2)[None, :])
-    A *= (h * sti)[None, :]
-    b = math.sqrt(h) * 0.5 * (np.exp(-sti * t1**2) - np.exp(-sti * t2**2)) / sti
-    x = np.where((t1 < sti) & (sti < t2), math.sqrt(h), 0.0)
-    return A, b, x
-
-
-# --------------------------------------------------------------------------------------
-# other operators
-# --------------------------------------------------------------------------------------
-
-
-def _bump(n: int) -> np.ndarray:
-    """A smooth test signal on t = (i - 1/2)/n: two Gaussian bumps."""
-    t = (np.arange(n) + 0.5) / n
-    return np.exp(-(((t - 0.35) / 0.1) ** 2)) + 0.5 * np.exp(-(((t - 0.72) / 0.06) ** 2))
-
-
-def _blur1d(n: int, band: int, sigma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """1-D Gaussian blur: the 1-D factor of Hansen's ``blur.m``.
-
-    ``A_ij = exp(-(i - j)^2 / (2 sigma^2)) / (sqrt(2 pi) sigma)`` for ``|i - j| < band``,
-    else 0: a symmetric banded Toeplitz matrix (``blur.m`` builds the 2-D operator as
-    ``kron(T, T) / (2 pi sigma^2)`` with the same T; defaults band = 3, sigma = 0.7).
-    x is a smooth test signal (two Gaussian bumps), ``b = A x``.
-    """
-    import scipy.linalg
-
-    band = min(band, n)
-    z = np.zeros(n)
-    z[:band] = np.exp(-(np.arange(band) ** 2) / (2 * sigma**2))
-    A = np.ascontiguousarray(scipy.linalg.toeplitz(z)) / (math.sqrt(2 * math.pi) * sigma)
-    x = _bump(n)
-    return A, A @ x, x
-
-
-def _haar(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Haar-distributed orthogonal matrix: QR of a Gaussian matrix, signs of diag(R) fixed."""
-    Q, R = np.linalg.qr(rng.standard_normal((n, n)))
-    sgn = np.sign(np.diag(R))
-    sgn[sgn == 0] = 1.0
-    return Q * sgn[None, :]
-
-
-def random_singular_values(n: int, *, cond: float, spectrum: str, decay: float) -> np.ndarray:
-    """The singular values ``random`` prescribes (descending).
-
-    ``geometric``: ``np.geomspace(1, 1/cond, n)``; ``algebraic``: ``i^(-decay)``, i = 1..n.
-    """
-    if spectrum == "geometric":
-        return np.geomspace(1.0, 1.0 / cond, n)
-    return np.arange(1, n + 1, dtype=np.float64) ** (-decay)
-
-
-def _random(
-    n: int, cond: float, spectrum: str, decay: float, seed: int
-) -> tuple[np.ndarray, None, None]:
-    """``A = U diag(s) V^T`` with Haar-random U, V (drawn in that order from
-    ``np.random.default_rng(seed)``) and s from :func:`random_singular_values`."""
-    rng = np.random.default_rng(seed)
-    U = _haar(rng, n)
-    V = _haar(rng, n)
-    s = random_singular_values(n, cond=cond, spectrum=spectrum, decay=decay)
-    A = (U * s[None, :]) @ V.T
-    return np.ascontiguousarray(A), None, None
-
-
-def _identity(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The identity; x is the smooth two-bump signal and b = x."""
-    x = _bump(n)
-    return np.eye(n), x.copy(), x
-
-
-# --------------------------------------------------------------------------------------
-# catalogue
-# --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Spec:
-    name: str
-    description: str
-    builder: Callable[..., tuple]
-    defaults: dict
-    param_doc: dict
-    constraint: str | None
-    check: Callable[[str, int, dict], dict]  # validates/coerces params, checks n
-    reference: str = ""
-    symmetric: bool | None = None
-    b_kind: str = "A @ x"
-
-
-def _check_none(op: str, n: int, p: dict) -> dict:
-    return p
-
-
-def _check_even(op: str, n: int, p: dict) -> dict:
-    _multiple_of(op, n, 2, "an even n")
-    return p
-
-
-def _check_phillips(op: str, n: int, p: dict) -> dict:
-    _multiple_of(op, n, 4, "n a multiple of 4")
-    return p
-
-
-def _check_deriv2(op: str, n: int, p: dict) -> dict:
-    p["example"] = _example(op, p["example"])
-    if p["example"] == 3:
-        _multiple_of(op, n, 2, "an even n for example 3")
-    return p
-
-
-def _check_heat(op: str, n: int, p: dict) -> dict:
-    p["kappa"] = _positive("kappa", op, p["kappa"])
-    _multiple_of(op, n, 2, "an even n")
-    return p
-
-
-def _check_gravity(op: str, n: int, p: dict) -> dict:
-    p["example"] = _example(op, p["example"])
-    p["a"] = _to_float("a", op, p["a"])
-    p["b"] = _to_float("b", op, p["b"])
-    p["d"] = _positive("d", op, p["d"])
-    return p
-
-
-def _check_wing(op: str, n: int, p: dict) -> dict:
-    p["t1"] = _to_float("t1", op, p["t1"])
-    p["t2"] = _to_float("t2", op, p["t2"])
-    if not p["t1"] < p["t2"]:
-        raise FastinvError(f"wing needs t1 < t2, got t1={p['t1']}, t2={p['t2']}")
-    return p
-
-
-def _check_blur1d(op: str, n: int, p: dict) -> dict:
-    p["sigma"] = _positive("sigma", op, p["sigma"])
-    if p["band"] is None:
-        p["band"] = max(3, math.ceil(4 * p["sigma"]))
-    p["band"] = _to_int("band", op, p["band"])
-    if p["band"] < 1:
-        raise FastinvError(f"blur1d: parameter band must be >= 1, got {p['band']}")
-    p["band"] = min(p["band"], n)
-    return p
-
-
-def _check_random(op: str, n: int, p: dict) -> dict:
-    p["cond"] = _to_float("cond", op, p["cond"])
-    if p["cond"] < 1:
-        raise FastinvError(f"random: parameter cond must be >= 1, got {p['cond']}")
-    if p["spectrum"] not in ("geometric", "algebraic"):
-        raise FastinvError(
-            f"random: parameter spectrum must be 'geometric' or 'algebraic', got {p['spectrum']!r}"
-        )
-    p["decay"] = _positive("decay", op, p["decay"])
-    p["seed"] = _to_int("seed", op, p["seed"])
-    if p["seed"] < 0:
-        raise FastinvError(
-            f"random: parameter seed must be a non-negative integer, got {p['seed']}"
-        )
-    return p
-
-
-_HANSEN = "Hansen, Regularization Tools 4.1"
-
-_SPECS: dict[str, _Spec] = {
-    s.name: s
-    for s in [
-        _Spec(
-            "shaw",
-            "1-D image restoration (Shaw 1972); symmetric, severely ill-posed",
-            _shaw,
-            {},
-            {},
-            "n even",
-            _check_even,
-            f"{_HANSEN}, shaw.m",
-            True,
-        ),
-        _Spec(
-            "deriv2",
-            "second derivative, Green's function kernel; symmetric negative definite, "
-            "mildly ill-posed",
-            _deriv2,
-            {"example": 1},
-            {"example": "1: f(t)=t, 2: f(t)=exp(t), 3: f piecewise linear (needs even n)"},
-            "n even for example 3",
-            _check_deriv2,
-            f"{_HANSEN}, deriv2.m",
-            True,
-            "analytic (Galerkin projection of g)",
-        ),
-        _Spec(
-            "heat",
-            "inverse heat equation (Volterra, Carasso 1982); lower-triangular Toeplitz",
-            _heat,
-            {"kappa": 1.0},
-            {"kappa": "diffusion parameter; 1 ill-conditioned, 5 well-conditioned"},
-            "n even",
-            _check_heat,
-            f"{_HANSEN}, heat.m",
-            False,
-        ),
-        _Spec(
-            "phillips",
-            "Phillips' problem (1962); symmetric banded Toeplitz, mildly ill-posed",
-            _phillips,
-            {},
-            {},
-            "n a multiple of 4",
-            _check_phillips,
-            f"{_HANSEN}, phillips.m",
-            True,
-            "analytic (Galerkin projection of g)",
-        ),
-        _Spec(
-            "baart",
-            "Fredholm equation of Baart (1982); non-symmetric, severely ill-posed",
-            _baart,
-            {},
-            {},
-            "n even",
-            _check_even,
-            f"{_HANSEN}, baart.m",
-            False,
-            "analytic (Simpson projection of g)",
-        ),
-        _Spec(
-            "foxgood",
-            "Fox & Goodwin's problem; symmetric, severely ill-posed (violates the Picard "
-            "condition)",
-            _foxgood,
-            {},
-            {},
-            None,
-            _check_none,
-            f"{_HANSEN}, foxgood.m",
-            True,
-            "analytic (g at the midpoints)",
-        ),
-        _Spec(
-            "gravity",
-            "1-D gravity surveying (Wing & Zahrt 1991); symmetric Toeplitz for a=0, b=1",
-            _gravity,
-            {"example": 1, "a": 0.0, "b": 1.0, "d": 0.25},
-            {
-                "example": "1: smooth, 2: piecewise linear, 3: piecewise constant solution",
-                "a": "left end of the s interval",
-                "b": "right end of the s interval",
-                "d": "depth of the mass (larger d: faster singular value decay)",
-            },
-            None,
-            _check_gravity,
-            f"{_HANSEN}, gravity.m",
-            True,
-        ),
-        _Spec(
-            "wing",
-            "Wing's problem with a discontinuous solution (1991); non-symmetric",
-            _wing,
-            {"t1": 1 / 3, "t2": 2 / 3},
-            {"t1": "solution is 1 on (t1, t2)", "t2": "solution is 1 on (t1, t2); t1 < t2"},
-            None,
-            _check_wing,
-            f"{_HANSEN}, wing.m",
-            False,
-            "analytic (g at the midpoints)",
-        ),
-        _Spec(
-            "blur1d",
-            "1-D Gaussian blur, symmetric banded Toeplitz (1-D factor of Hansen's blur.m)",
-            _blur1d,
-            {"band": None, "sigma": 0.7},
-            {
-                "band": "half-bandwidth: entries with |i-j| < band are kept; default "
-                "max(3, ceil(4 sigma))",
-                "sigma": "width of the Gaussian in samples",
-            },
-            None,
-            _check_blur1d,
-            f"{_HANSEN}, blur.m (1-D factor)",
-            True,
-        ),
-        _Spec(
-            "random",
-            "U diag(s) V^T with Haar-random U, V and prescribed singular values",
-            _random,
-            {"cond": 1e3, "spectrum": "geometric", "decay": 1.0, "seed": 0},
-            {
-                "cond": "geometric spectrum: s from 1 to 1/cond",
-                "spectrum": "'geometric' (uses cond) or 'algebraic' (s_i = i^-decay)",
-                "decay": "algebraic spectrum exponent",
-                "seed": "random seed for U and V",
-            },
-            None,
-            _check_random,
-            "",
-            False,
-            "none",
-        ),
-        _Spec(
-            "identity",
-            "the identity matrix (for tests)",
-            _identity,
-            {},
-            {},
-            None,
-            _check_none,
-            "",
-            True,
-            "x",
-        ),
-    ]
-}
 
 
 def list_operators() -> list[dict]:
@@ -902,23 +213,8 @@ def list_operators() -> list[dict]:
             "symmetric": s.symmetric,
             "b": s.b_kind,
         }
-        for s in _SPECS.values()
+        for s in CATALOGUE.values()
     ]
-
-
-def _looks_like_path(name) -> bool:
-    if isinstance(name, os.PathLike):
-        return True
-    if not isinstance(name, str):
-        return False
-    if name.strip().lower() in _SPECS and os.sep not in name:
-        return False
-    return (
-        os.path.exists(name)
-        or name.lower().endswith(LOADABLE_SUFFIXES)
-        or os.sep in name
-        or (os.altsep is not None and os.altsep in name)
-    )
 
 
 def make_operator(name_or_path, n: int | None = None, **params) -> Operator:
@@ -940,91 +236,56 @@ def make_operator(name_or_path, n: int | None = None, **params) -> Operator:
     Operator
     """
     if _looks_like_path(name_or_path):
-        unknown = sorted(set(params) - {"key"})
-        if unknown:
-            raise FastinvError(
-                f"unknown parameter(s) {', '.join(unknown)} for a matrix file; only key= is allowed"
-            )
-        op = load_operator(name_or_path, key=params.get("key"))
-        if n is not None:
-            n = _check_n(n)
-            if n != op.n:
-                raise FastinvError(
-                    f"n={n} does not match the matrix in {name_or_path}, which is "
-                    f"({op.n}, {op.n}); drop n or pass n={op.n}"
-                )
-        return op
+        return _operator_from_file(name_or_path, n, params)
+    return _operator_from_catalogue(name_or_path, n, params)
 
-    if not isinstance(name_or_path, str):
+
+def _looks_like_path(name) -> bool:
+    if isinstance(name, os.PathLike):
+        return True
+    if not isinstance(name, str):
+        return False
+    if name.strip().lower() in CATALOGUE and os.sep not in name:
+        return False
+    return (
+        os.path.exists(name)
+        or name.lower().endswith(LOADABLE_SUFFIXES)
+        or os.sep in name
+        or (os.altsep is not None and os.altsep in name)
+    )
+
+
+def _operator_from_file(path, n, params: dict) -> Operator:
+    unknown = sorted(set(params) - {"key"})
+    if unknown:
         raise FastinvError(
-            f"operator must be a name or a file path, got {type(name_or_path).__name__}"
+            f"unknown parameter(s) {', '.join(unknown)} for a matrix file; only key= is allowed"
         )
-    key = name_or_path.strip().lower()
-    spec = _SPECS.get(key)
-    if spec is None:
+    op = load_operator(path, key=params.get("key"))
+    if n is not None:
+        n = check_int(n, "n", lo=1)
+        if n != op.n:
+            raise FastinvError(
+                f"n={n} does not match the matrix in {path}, which is "
+                f"({op.n}, {op.n}); drop n or pass n={op.n}"
+            )
+    return op
+
+
+def _operator_from_catalogue(name, n, params: dict) -> Operator:
+    if not isinstance(name, str):
+        raise FastinvError(f"operator must be a name or a file path, got {type(name).__name__}")
+    key = name.strip().lower()
+    if key not in CATALOGUE:
         raise FastinvError(
-            f"unknown operator {name_or_path!r}; choose one of {', '.join(_SPECS)} or give a "
+            f"unknown operator {name!r}; choose one of {', '.join(CATALOGUE)} or give a "
             f"path to a {'/'.join(LOADABLE_SUFFIXES)} file"
         )
     if n is None:
         raise FastinvError(f"{key} needs a size: pass n (e.g. n=64)")
-    n = _check_n(n)
-    unknown = sorted(set(params) - set(spec.defaults))
-    if unknown:
-        allowed = ", ".join(spec.defaults) if spec.defaults else "none"
-        raise FastinvError(
-            f"unknown parameter(s) {', '.join(unknown)} for {key}; allowed: {allowed}"
-        )
-    if key == "random" and "cond" in params and params.get("spectrum") == "algebraic":
-        raise FastinvError(
-            "random: cond applies only to spectrum='geometric'; for 'algebraic' set decay "
-            "(cond = n**decay)"
-        )
-    p = {**spec.defaults, **params}
-    p = spec.check(key, n, p)
-    A, b, x = spec.builder(n, **p)
-    return Operator(A, name=key, params=p, x=x, b=b, description=spec.description)
-
-
-# --------------------------------------------------------------------------------------
-# loading a user's matrix
-# --------------------------------------------------------------------------------------
-
-
-def _one_line(e: BaseException) -> str:
-    msg = " ".join(str(e).split())
-    if len(msg) > 200:
-        msg = msg[:197] + "..."
-    return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
-
-
-def _pick(arrays: dict, key: str | None, path: str) -> tuple[Any, str]:
-    names = list(arrays)
-    if not names:
-        raise FastinvError(f"{path} holds no arrays; save A into it")
-    if key is None:
-        if len(names) == 1:
-            return arrays[names[0]], names[0]
-        raise FastinvError(
-            f"{path} holds several arrays ({', '.join(names)}); choose one with key=..."
-        )
-    if key not in arrays:
-        raise FastinvError(f"{path} has no array {key!r}; its arrays are {', '.join(names)}")
-    return arrays[key], key
-
-
-def _read_text(path: str):
-    with open(path, encoding="utf-8", errors="strict") as f:
-        first = ""
-        for line in f:
-            s = line.strip()
-            if s and not s.startswith("#"):
-                first = s
-                break
-    delimiter = "," if "," in first else None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "input contained no data": reported below
-        return np.loadtxt(path, delimiter=delimiter, ndmin=2, dtype=np.float64)
+    n = check_int(n, "n", lo=1)
+    A, b, x, p = build(key, n, params)
+    return Operator(A, name=key, params=p, x=x, b=b, description=CATALOGUE[key].description)
 
 
 def load_operator(path, *, key: str | None = None) -> Operator:
@@ -1047,85 +308,11 @@ def load_operator(path, *, key: str | None = None) -> Operator:
         ``name`` is the file name, ``params`` ``{"path": ..., "key": ...}``, ``x`` and
         ``b`` are None. A singular A is allowed (``op.singular`` is then True).
     """
-    p = Path(path)
+    A, chosen = read_matrix(path, key=key)
     spath = str(path)
-    suffix = p.suffix.lower()
-    if suffix not in LOADABLE_SUFFIXES:
-        raise FastinvError(
-            f"cannot read {spath!r}: unsupported file type {suffix or '(none)'}; save A as "
-            f"{', '.join(LOADABLE_SUFFIXES)}"
-        )
-    if not p.exists():
-        raise FastinvError(f"no such file: {spath}; check the path")
-    if p.is_dir():
-        raise FastinvError(f"{spath} is a directory; give the path of a matrix file")
-    if key is not None and suffix not in (".npz", ".mat"):
-        raise FastinvError(f"key= applies only to .npz and .mat files, not to {suffix}")
-
-    magic = {".npy": (b"\x93NUMPY",), ".npz": (b"PK\x03\x04", b"PK\x05\x06")}.get(suffix)
-    if magic is not None:
-        with open(p, "rb") as f:
-            head = f.read(6)
-        if not head.startswith(magic):
-            kind = "NumPy .npy" if suffix == ".npy" else "NumPy .npz (zip)"
-            writer = "numpy.save" if suffix == ".npy" else "numpy.savez"
-            raise FastinvError(
-                f"cannot read {spath}: it is not a {kind} file (wrong header); write A with "
-                f"{writer} or use a matching file extension"
-            )
-
-    chosen = None
-    try:
-        if suffix == ".npy":
-            A = np.load(p, allow_pickle=False)
-        elif suffix == ".npz":
-            with np.load(p, allow_pickle=False) as z:
-                files = list(z.files)
-                if {"data", "indices", "indptr", "format", "shape"} <= set(files) and key is None:
-                    import scipy.sparse
-
-                    A = scipy.sparse.load_npz(p).toarray()
-                else:
-                    _, chosen = _pick(dict.fromkeys(files), key, spath)
-                    A = z[chosen]
-        elif suffix == ".mat":
-            import scipy.io
-
-            try:
-                d = scipy.io.loadmat(p)
-            except NotImplementedError as e:
-                raise FastinvError(
-                    f"cannot read {spath}: it is a MATLAB v7.3 (HDF5) file ({_one_line(e)}); "
-                    "save it with save(..., '-v7') or as .npy"
-                ) from None
-            arrays = {k: v for k, v in d.items() if not k.startswith("__")}
-            A, chosen = _pick(arrays, key, spath)
-        else:
-            A = _read_text(spath)
-    except FastinvError:
-        raise
-    except (ValueError, UnicodeDecodeError) as e:
-        if suffix in (".csv", ".txt"):
-            raise FastinvError(
-                f"cannot parse {spath} as a table of numbers ({_one_line(e)}); remove header "
-                "lines or mark them with #"
-            ) from None
-        if "object arrays" in str(e).lower():
-            raise FastinvError(
-                f"{spath} holds an object (non-numeric) array; save A as a numeric array"
-            ) from None
-        raise FastinvError(
-            f"cannot read {spath} as a {suffix} file ({_one_line(e)}); check that the file "
-            "is complete and of that format"
-        ) from None
-    except Exception as e:  # corrupt or truncated files raise many types
-        raise FastinvError(
-            f"cannot read {spath} as a {suffix} file ({_one_line(e)}); check that the file is "
-            "complete and of that format"
-        ) from None
-
     what = f"A in {spath}" + (f" (key {chosen!r})" if chosen is not None else "")
     A = _as_square_matrix(A, what)
+    p = Path(path)
     params = {"path": str(p.resolve())}
     if chosen is not None:
         params["key"] = chosen

@@ -35,18 +35,36 @@ Priors (``PRIORS`` lists them with their parameters and defaults):
     mean 0, cov exactly p s^2 I.
 
 Random streams: stream 0 (SIGNAL) gives the Gaussian values of every prior, stream 1 (AUX)
-the jump / support positions, stream 2 (NOISE) the measurement noise (fastinv/data.py).
+the jump / support positions, stream 2 (NOISE) the measurement noise
+(fastinv/problem/data.py).
 """
 
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
+from fastinv._validation import check_float, check_int, check_seed
 from fastinv.errors import FastinvError
+from fastinv.problem.blocks import aligned_matmul, fft_block, row_block
+
+__all__ = [
+    "EIG_RTOL",
+    "MAX_EMBED_FACTOR",
+    "PRIORS",
+    "GaussianPrior",
+    "LowRank",
+    "PiecewiseConstantPrior",
+    "Prior",
+    "SmoothPrior",
+    "SparsePrior",
+    "as_seed",
+    "list_priors",
+    "make_prior",
+]
 
 #: eigenvalues of the smooth prior's circulant below this fraction of the largest are set to 0
 EIG_RTOL = 1e-13
@@ -56,8 +74,6 @@ MAX_EMBED_FACTOR = 64
 #: 2 n rank <= this * m log2(m) (flop counts weighted by speeds measured on an AMD EPYC core:
 #: a K = 99 GEMM at ~45 GFLOP/s, an irfft of length 2048 plus fill and copy ~8.7 us)
 _GEMM_VS_FFT = 17.0
-#: tests set this to a small number of rows to exercise the blocking with small inputs
-_BLOCK_OVERRIDE: int | None = None
 
 PRIORS: dict[str, dict] = {
     "gaussian": {
@@ -85,94 +101,39 @@ PRIORS: dict[str, dict] = {
 }
 
 
-# ---------------------------------------------------------------------------------------
-# shared input helpers (also used by fastinv/data.py)
 def as_seed(seed) -> np.uint64:
-    """Return ``seed`` as the uint64 the counter-based generator is keyed with.
+    """The uint64 key of the counter-based generator (signal and noise streams).
 
-    Accepts an int in [0, 2**64) or a ``numpy.random.Generator`` (one 63-bit integer is
-    drawn from it).
+    Parameters
+    ----------
+    seed : int or numpy.random.Generator
+        An int in [0, 2**64), or a generator from which one 63-bit integer is drawn.
+
+    Returns
+    -------
+    numpy.uint64
     """
     if isinstance(seed, np.random.Generator):
         return np.uint64(int(seed.integers(0, 2**63)))
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise FastinvError(
-            f"seed must be an int or a numpy.random.Generator, got {type(seed).__name__}; "
-            "pass e.g. seed=0"
-        )
-    s = int(seed)
-    if not 0 <= s < 2**64:
-        raise FastinvError(f"seed must be in [0, 2**64), got {s}; pass a non-negative int")
-    return np.uint64(s)
+    return np.uint64(check_seed(seed))
 
 
-def check_int(value, what: str, *, minimum: int = 0) -> int:
-    """Return ``value`` as a Python int >= ``minimum`` or raise FastinvError."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise FastinvError(f"{what} must be an int >= {minimum}, got {value!r}")
-    v = int(value)
-    if v < minimum:
-        raise FastinvError(f"{what} must be an int >= {minimum}, got {v}")
-    return v
+class LowRank(NamedTuple):
+    """A prior whose samples are ``x = z @ factor`` from ``rank`` coefficients ``z``."""
 
-
-def _check_real(value, what: str, *, positive: bool = True, upper: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise FastinvError(f"{what} must be a real number, got {value!r}")
-    v = float(value)
-    ok = math.isfinite(v) and (v > 0 if positive else v >= 0)
-    if upper is not None:
-        ok = ok and v <= upper
-    if not ok:
-        rng = (">0" if positive else ">=0") + (f" and <= {upper}" if upper is not None else "")
-        raise FastinvError(f"{what} must be finite and {rng}, got {value!r}")
-    return v
-
-
-def row_block(n: int) -> int:
-    """Rows per BLAS call for signals of length n (a power of two, about 2**21 / n, within
-    [256, 8192]).
-
-    Products with a data matrix are always made on blocks of this many rows aligned to global
-    row indices (zero-padded at the edges), so a row's result never depends on how the rows
-    around it were chunked; large blocks keep BLAS threads busy between synchronisations.
-    """
-    if _BLOCK_OVERRIDE is not None:
-        return int(_BLOCK_OVERRIDE)
-    b = (1 << 21) // max(n, 1)
-    b = 1 << max(b.bit_length() - 1, 0)
-    return int(min(max(b, 256), 8192))
-
-
-def aligned_matmul(L: np.ndarray, Rt: np.ndarray, out: np.ndarray, start: int, block: int):
-    """``out = L @ Rt`` computed on row blocks aligned to multiples of ``block``.
-
-    Rows of ``L`` / ``out`` are global rows ``start .. start + len(L)``. Blocks lying wholly
-    inside are multiplied in place; blocks cut by the edges are zero-padded to ``block`` rows
-    in scratch, so every BLAS call has the same shape and a row's bits depend only on the row.
-    """
-    N = L.shape[0]
-    stop = start + N
-    pad_l = pad_o = None
-    for blo in range((start // block) * block, stop, block):
-        bhi = blo + block
-        a, b = max(blo, start), min(bhi, stop)
-        if a == blo and b == bhi:
-            np.dot(L[a - start : b - start], Rt, out=out[a - start : b - start])
-            continue
-        if pad_l is None:
-            pad_l = np.empty((block, L.shape[1]), dtype=L.dtype)
-            pad_o = np.empty((block, Rt.shape[1]), dtype=out.dtype)
-        pad_l[:] = 0.0
-        pad_l[a - blo : b - blo] = L[a - start : b - start]
-        np.dot(pad_l, Rt, out=pad_o)
-        out[a - start : b - start] = pad_o[a - blo : b - blo]
+    #: ndarray of shape (rank, n)
+    factor: np.ndarray
+    #: rows per BLAS call of the product ``z @ factor`` (the prior's own blocking)
+    block: int
 
 
 # ---------------------------------------------------------------------------------------
 @dataclass
 class Prior:
     """A distribution of signals x on the grid t_j = (j + 0.5)/n (base class).
+
+    Subclasses implement :meth:`fill`; a prior that draws ``x = z F`` from few coefficients
+    also implements ``_factor`` (F, or None) and :meth:`fill_coeffs`.
 
     Attributes
     ----------
@@ -212,33 +173,41 @@ class Prior:
         -------
         ndarray of shape (N, n), float64
         """
-        N = check_int(n_samples, "n_samples", minimum=1)
-        st = check_int(start, "start", minimum=0)
+        N = check_int(n_samples, "n_samples", lo=1)
+        st = check_int(start, "start", lo=0)
         out = np.empty((N, self.n))
-        self._fill(out, as_seed(seed), st)
+        self.fill(out, as_seed(seed), st)
         return out
 
-    def _fill(self, out: np.ndarray, seed: np.uint64, start: int, work=None) -> None:
+    def fill(self, out: np.ndarray, seed: np.uint64, start: int, work=None) -> None:
         """Write rows ``start .. start + len(out)`` into ``out`` (float64, C order).
 
-        ``work``: optional scratch from :meth:`_workspace` (reused across chunks).
+        ``seed`` is the key from :func:`as_seed`; ``work`` optional scratch from
+        :meth:`workspace` (reused across chunks).
         """
         raise NotImplementedError
 
-    def _workspace(self, rows: int) -> np.ndarray | None:
-        """Scratch that :meth:`_fill` needs for ``rows`` rows (None: no scratch)."""
+    def workspace(self, rows: int) -> np.ndarray | None:
+        """Scratch that :meth:`fill` needs for ``rows`` rows (None: no scratch)."""
         return None
+
+    def low_rank(self) -> LowRank | None:
+        """The factor F when samples are ``x = z @ F`` with ``z`` the coefficients
+        :meth:`fill_coeffs` draws (so ``A x = z @ (F Aᵀ)``: :func:`fastinv.generate` then
+        skips the n x n product); None for priors not sampled that way."""
+        F = self._factor()
+        return None if F is None else LowRank(F, self._factor_block())
+
+    def fill_coeffs(self, z: np.ndarray, seed: np.uint64, start: int) -> None:
+        """Write the coefficients of rows ``start .. start + len(z)`` (only when
+        :meth:`low_rank` is not None)."""
+        raise NotImplementedError
 
     def _factor(self) -> np.ndarray | None:
-        """``F`` of shape (rank, n) when samples are ``x = z @ F`` with ``z`` the coefficients
-        :meth:`_fill_coeffs` draws (so ``A x = z @ (F Aᵀ)``: :func:`fastinv.generate` then
-        skips the n x n product); None for priors not sampled that way."""
         return None
 
-    def _fill_coeffs(self, z: np.ndarray, seed: np.uint64, start: int) -> None:
-        """Write the coefficients of rows ``start .. start + len(z)`` (only when
-        :meth:`_factor` is not None)."""
-        raise NotImplementedError
+    def _factor_block(self) -> int:
+        return row_block(self.n)
 
     def to_dict(self) -> dict:
         """JSON-serialisable summary: name, n, params."""
@@ -250,7 +219,7 @@ class GaussianPrior(Prior):
     def cov(self) -> np.ndarray:
         return self.params["scale"] ** 2 * np.eye(self.n)
 
-    def _fill(self, out, seed, start, work=None):
+    def fill(self, out, seed, start, work=None):
         from fastinv.kernels.priors import _gaussian_fill
 
         _gaussian_fill(out, seed, start, float(self.params["scale"]))
@@ -261,7 +230,7 @@ class SparsePrior(Prior):
     def cov(self) -> np.ndarray:
         return self.params["p"] * self.params["scale"] ** 2 * np.eye(self.n)
 
-    def _fill(self, out, seed, start, work=None):
+    def fill(self, out, seed, start, work=None):
         from fastinv.kernels.priors import _sparse_fill
 
         p = float(self.params["p"])
@@ -276,7 +245,7 @@ class PiecewiseConstantPrior(Prior):
         s2 = self.params["scale"] ** 2
         return s2 * np.exp(-self.params["rate"] * np.abs(t[:, None] - t[None, :]))
 
-    def _fill(self, out, seed, start, work=None):
+    def fill(self, out, seed, start, work=None):
         from fastinv.kernels.priors import _piecewise_fill
 
         rate = float(self.params["rate"])
@@ -284,6 +253,8 @@ class PiecewiseConstantPrior(Prior):
         _piecewise_fill(out, seed, start, gap_scale, float(self.params["scale"]))
 
 
+# ---------------------------------------------------------------------------------------
+# the smooth prior: circulant embedding of the squared-exponential kernel
 def _se_embedding(n: int, length_scale: float, scale: float):
     """Circulant embedding of the SE kernel on n grid points (spacing 1/n).
 
@@ -306,24 +277,42 @@ def _se_embedding(n: int, length_scale: float, scale: float):
     return m, lam
 
 
+def _frequencies(lam: np.ndarray, m: int):
+    """The drawn frequencies of the clipped spectrum ``lam``: ``(kidx, ck, endpoint)``.
+
+    x_j = sum_k c_k (a_k cos(2 pi k j / m) + b_k sin(2 pi k j / m)), a_k, b_k ~ N(0, 1),
+    c_k = sqrt(2 lam_k / m) inside, sqrt(lam_k / m) at k = 0 and k = m/2 (no b_k there).
+    """
+    kidx = np.flatnonzero(lam > 0.0)
+    endpoint = (kidx == 0) | (kidx == m // 2)
+    ck = np.sqrt(np.where(endpoint, 1.0, 2.0) * lam[kidx] / m)
+    return kidx, ck, endpoint
+
+
+def _gemm_basis(n: int, m: int, kidx, ck, endpoint) -> np.ndarray:
+    """Basis (rank, n): rows cos/sin(2 pi k j / m) * c_k in the order the normals come."""
+    j = np.arange(n, dtype=np.int64)
+    rows = []
+    for k, c, e in zip(kidx, ck, endpoint, strict=True):
+        ang = 2.0 * np.pi * ((int(k) * j) % m) / m
+        rows.append(c * np.cos(ang))
+        if not e:
+            rows.append(c * np.sin(ang))
+    return np.ascontiguousarray(np.array(rows).reshape(-1, n))
+
+
 @dataclass
 class SmoothPrior(Prior):
     """Squared-exponential Gaussian process by circulant embedding (see module docstring)."""
 
     def __post_init__(self):
         n = self.n
-        ls = float(self.params["length_scale"])
-        s = float(self.params["scale"])
-        m, lam = _se_embedding(n, ls, s)
+        m, lam = _se_embedding(n, float(self.params["length_scale"]), float(self.params["scale"]))
         self.m = m
         self.min_eig_rel = float(lam.min() / lam.max())
         lam = np.where(lam > EIG_RTOL * lam.max(), lam, 0.0)
         self._lam = lam
-        kidx = np.flatnonzero(lam > 0.0)
-        endpoint = (kidx == 0) | (kidx == m // 2)
-        # x_j = sum_k c_k (a_k cos(2 pi k j / m) + b_k sin(2 pi k j / m)), a_k, b_k ~ N(0, 1),
-        # c_k = sqrt(2 lam_k / m) inside, sqrt(lam_k / m) at k = 0 and k = m/2 (no b_k there)
-        ck = np.sqrt(np.where(endpoint, 1.0, 2.0) * lam[kidx] / m)
+        kidx, ck, endpoint = _frequencies(lam, m)
         self._kidx = kidx.astype(np.int64)
         # rfft coefficients: Z_k = (m/2) c_k (a_k - i b_k) inside, m c_k a_k at the endpoints
         self._wre = np.ascontiguousarray(np.where(endpoint, m, m / 2) * ck)
@@ -332,31 +321,16 @@ class SmoothPrior(Prior):
         gemm_cost = 2.0 * n * self.rank
         self.method = "gemm" if gemm_cost <= _GEMM_VS_FFT * m * math.log2(m) else "fft"
         self._block = row_block(n)
-        # FFT path: rows per irfft batch (fixed for the prior, ~8 MB of coefficients)
-        self._fft_block = 1 << max(((1 << 19) // (m // 2 + 1)).bit_length() - 1, 0)
-        if _BLOCK_OVERRIDE is not None:
-            self._fft_block = int(_BLOCK_OVERRIDE)
-        self._Bt = None
-        if self.method == "gemm":
-            # basis (rank, n): rows cos/sin(2 pi k j / m) * c_k in the order the normals come
-            j = np.arange(n, dtype=np.int64)
-            rows = []
-            for k, c, e in zip(kidx, ck, endpoint, strict=True):
-                ang = 2.0 * np.pi * ((int(k) * j) % m) / m
-                rows.append(c * np.cos(ang))
-                if not e:
-                    rows.append(c * np.sin(ang))
-            self._Bt = np.ascontiguousarray(np.array(rows).reshape(self.rank, n))
+        self._fft_block = fft_block(m)  # FFT path: rows per irfft batch, fixed for the prior
+        self._Bt = _gemm_basis(n, m, kidx, ck, endpoint) if self.method == "gemm" else None
         self._cov = None
 
     def cov(self) -> np.ndarray:
         """Exact covariance of the samples: leading n x n block of the clipped circulant."""
         if self._cov is None:
-            import scipy.fft
             import scipy.linalg
 
-            col = scipy.fft.irfft(self._lam, n=self.m)[: self.n]
-            self._cov = scipy.linalg.toeplitz(col)
+            self._cov = scipy.linalg.toeplitz(self._cov_column())
         return self._cov.copy()
 
     def cov_error(self) -> float:
@@ -364,12 +338,15 @@ class SmoothPrior(Prior):
 
         Both matrices are Toeplitz, so this is a maximum over the n lags, O(n) memory.
         """
-        import scipy.fft
-
-        col = scipy.fft.irfft(self._lam, n=self.m)[: self.n]
+        col = self._cov_column()
         d = np.arange(self.n) / self.n
         k = self.params["scale"] ** 2 * np.exp(-(d**2) / (2.0 * self.params["length_scale"] ** 2))
         return float(np.max(np.abs(col - k)))
+
+    def _cov_column(self) -> np.ndarray:
+        import scipy.fft
+
+        return scipy.fft.irfft(self._lam, n=self.m)[: self.n]
 
     def to_dict(self) -> dict:
         d = super().to_dict()
@@ -382,31 +359,38 @@ class SmoothPrior(Prior):
         )
         return d
 
-    def _workspace(self, rows: int) -> np.ndarray | None:
+    def workspace(self, rows: int) -> np.ndarray | None:
         return np.empty((rows, self.rank)) if self.method == "gemm" else None
 
     def _factor(self) -> np.ndarray | None:
         return self._Bt if self.method == "gemm" else None
 
-    def _fill_coeffs(self, z, seed, start):
+    def _factor_block(self) -> int:
+        return self._block
+
+    def fill_coeffs(self, z, seed, start):
         from fastinv.kernels.priors import _gaussian_fill
 
         _gaussian_fill(z, seed, start, 1.0)
 
-    def _fill(self, out, seed, start, work=None):
-        from fastinv.kernels.priors import _spectral_fill
-
-        N = out.shape[0]
+    def fill(self, out, seed, start, work=None):
         if self.method == "gemm":
+            N = out.shape[0]
             xi = work[:N] if work is not None else np.empty((N, self.rank))
-            self._fill_coeffs(xi, seed, start)
+            self.fill_coeffs(xi, seed, start)
             aligned_matmul(xi, self._Bt, out, start, self._block)
-            return
+        else:
+            self._fill_fft(out, seed, start)
+
+    def _fill_fft(self, out, seed, start) -> None:
+        """One irfft of length m per row, on batches of rows aligned to the batch size."""
         import numba
         import scipy.fft
 
+        from fastinv.kernels.priors import _spectral_fill
+
         B = self._fft_block
-        stop = start + N
+        stop = start + out.shape[0]
         Z = np.empty((B, self.m // 2 + 1), dtype=np.complex128)
         workers = numba.get_num_threads()
         for blo in range((start // B) * B, stop, B):
@@ -418,11 +402,25 @@ class SmoothPrior(Prior):
             out[a - start : b - start] = x[a - blo : b - blo, : self.n]
 
 
+# ---------------------------------------------------------------------------------------
 _CLASSES = {
     "gaussian": GaussianPrior,
     "smooth": SmoothPrior,
     "piecewise_constant": PiecewiseConstantPrior,
     "sparse": SparsePrior,
+}
+
+#: parameter -> (what the message calls it, check_float bounds) beyond ``scale``
+_PARAM_CHECKS = {
+    "smooth": {
+        "length_scale": ("prior 'smooth' parameter length_scale", {"lo": 0, "lo_open": True}),
+    },
+    "piecewise_constant": {
+        "rate": ("prior 'piecewise_constant' parameter rate", {"lo": 0}),
+    },
+    "sparse": {
+        "p": ("prior 'sparse' parameter p (a probability)", {"lo": 0, "lo_open": True, "hi": 1}),
+    },
 }
 
 
@@ -444,7 +442,12 @@ def make_prior(name: str, n: int, **params) -> Prior:
     """
     if not isinstance(name, str) or name not in PRIORS:
         raise FastinvError(f"unknown prior {name!r}; choose one of: {', '.join(sorted(PRIORS))}")
-    n = check_int(n, "n", minimum=1)
+    n = check_int(n, "n", lo=1)
+    return _CLASSES[name](name=name, n=n, params=_check_params(name, params))
+
+
+def _check_params(name: str, params: dict) -> dict:
+    """The prior's parameters, defaults filled in, each checked and made a float."""
     defaults = PRIORS[name]["params"]
     unknown = sorted(set(params) - set(defaults))
     if unknown:
@@ -453,16 +456,10 @@ def make_prior(name: str, n: int, **params) -> Prior:
             f"it takes: {', '.join(sorted(defaults))}"
         )
     p = {**defaults, **params}
-    p["scale"] = _check_real(p["scale"], f"prior {name!r} parameter scale")
-    if name == "smooth":
-        p["length_scale"] = _check_real(p["length_scale"], "prior 'smooth' parameter length_scale")
-    elif name == "piecewise_constant":
-        p["rate"] = _check_real(
-            p["rate"], "prior 'piecewise_constant' parameter rate", positive=False
-        )
-    elif name == "sparse":
-        p["p"] = _check_real(p["p"], "prior 'sparse' parameter p (a probability)", upper=1.0)
-    return _CLASSES[name](name=name, n=n, params=p)
+    p["scale"] = check_float(p["scale"], f"prior {name!r} parameter scale", lo=0, lo_open=True)
+    for key, (what, bounds) in _PARAM_CHECKS.get(name, {}).items():
+        p[key] = check_float(p[key], what, **bounds)
+    return p
 
 
 def list_priors() -> list[dict]:

@@ -1,5 +1,5 @@
 """The report of an audit: metrics JSON, arrays, Markdown, self-contained HTML and plots."""
 
-from fastinv.report.writer import write_report
+from fastinv.report.writer import write_audit_report, write_report
 
-__all__ = ["write_report"]
+__all__ = ["write_audit_report", "write_report"]

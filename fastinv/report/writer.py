@@ -1,4 +1,5 @@
-"""The run directory's report: PNG plots, report.md and a self-contained report.html."""
+"""The run directory's report: report.md, a self-contained report.html, the plots (drawn by
+:mod:`fastinv.report.plots`), arrays.npz, config.json and metrics.json."""
 
 from __future__ import annotations
 
@@ -8,167 +9,20 @@ from pathlib import Path
 
 import numpy as np
 
-from fastinv.auditing.core import LABELS, ON_DATA_PREFIX
-from fastinv.io import save_figure, write_text
+from fastinv._progress import Stopwatch
+from fastinv.auditing.references import LABELS
+from fastinv.io import check_out_dir, save_npz, write_json, write_text
+from fastinv.report.plots import make_plots
 
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _label(key: str) -> str:
-    return LABELS.get(key, key)
-
-
-def make_plots(arrays: dict, out_dir: Path, *, history: dict | None = None) -> dict[str, Path]:
-    """Write the audit's plots as PNG files; returns {name: path}."""
-    plt = _plt()
-    out_dir = Path(out_dir)
-    paths: dict[str, Path] = {}
-    s = arrays["sigma_A"]
-    idx = np.arange(1, len(s) + 1)
-
-    def save(name, fig):
-        fig.tight_layout()
-        paths[name] = save_figure(out_dir / f"{name}.png", fig, dpi=110)
-        plt.close(fig)
-
-    # 1. singular values
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    styles = {"A_inv": ("k", "-", 2.2), "C": ("C0", "-", 1.6), "lmmse": ("C2", "--", 1.4)}
-    for key in sorted(k for k in arrays if k.startswith("sv_")):
-        name = key[3:]
-        v = np.asarray(arrays[key])
-        v = np.where(v > 0, v, np.nan)
-        color, ls, lw = styles.get(name, ("C3", ":", 1.4))
-        ax.semilogy(np.arange(1, len(v) + 1), v, ls, color=color, lw=lw, label=_label(name))
-    if "jac_sv_median" in arrays:
-        lo, med, hi = (arrays[f"jac_sv_{q}"] for q in ("min", "median", "max"))
-        j = np.arange(1, len(med) + 1)
-        ax.fill_between(j, np.maximum(lo, 1e-300), hi, color="C1", alpha=0.2, lw=0)
-        ax.semilogy(j, med, color="C1", lw=1, label="Jacobians J(y): median, min–max band")
-    ax.set_xlabel("index i (descending)")
-    ax.set_ylabel("singular value")
-    ax.set_title("Singular values: the network's surrogate C against A⁻¹ and the references")
-    ax.legend(fontsize=8)
-    ax.grid(True, which="both", alpha=0.3)
-    save("singular_values", fig)
-
-    # 2. filter factors
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for key in sorted(k for k in arrays if k.startswith("phi_")):
-        name = key[4:]
-        if name == "A_inv":
-            continue
-        v = arrays[key]
-        if name == "C":
-            ax.plot(idx, v, "o", ms=3, color="C0", label=_label(name), zorder=5)
-        elif name == "mean_jacobian":
-            ax.plot(idx, v, "x", ms=3, color="C1", label=_label(name), zorder=4)
-        else:
-            ax.plot(idx, v, "-", lw=1.2, label=_label(name))
-    ax.axhline(1.0, color="k", lw=0.8, ls="--", label="A⁻¹ (φ = 1)")
-    ax.axhline(0.0, color="grey", lw=0.5)
-    if len(s) > 100:  # the interesting transition sits in the first few dozen indices
-        ax.set_xscale("log")
-    ax.set_xlabel("index i of A's singular triplet")
-    ax.set_ylabel("filter factor φ_i = (Vᵀ M U S)_ii")
-    ax.set_title("Filter factors in A's SVD basis")
-    lo = min(-0.1, float(np.nanmin(arrays["phi_C"])) - 0.05)
-    hi = max(1.15, float(np.nanmax(arrays["phi_C"])) + 0.05)
-    ax.set_ylim(max(lo, -1.0), min(hi, 2.0))
-    ax.legend(fontsize=7, ncol=2)
-    ax.grid(True, alpha=0.3)
-    save("filter_factors", fig)
-
-    # 3. Picard plot
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    coef = arrays["picard_coef"]
-    ax.semilogy(idx, np.where(s > 0, s, np.nan), "k-", label="σ_i")
-    ax.semilogy(idx, coef, "C0.", ms=3, label="mean |u_iᵀ y| over test inputs")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ax.semilogy(idx, np.where(s > 0, coef / s, np.nan), "C3x", ms=3, label="|u_iᵀ y| / σ_i")
-    if len(s) > 100:
-        ax.set_xscale("log")
-    ax.set_xlabel("index i")
-    ax.set_title("Picard plot: where the data stop carrying information")
-    ax.legend(fontsize=8)
-    ax.grid(True, which="both", alpha=0.3)
-    save("picard", fig)
-
-    # 4. principal angles: C's own top-k singular subspaces (left panel) and the top-k
-    # principal components of the outputs on the probe data, M Σ_y^½ (right panel)
-    ks = arrays.get("angles_ks")
-    if ks is not None and len(ks):
-        plain = _angle_series(arrays, "angles_", np.shape(ks), exclude=ON_DATA_PREFIX)
-        on_data = _angle_series(arrays, ON_DATA_PREFIX, np.shape(ks))
-        panels = [(plain, "Top-k singular subspaces of C against the references")]
-        if on_data:
-            panels.append(
-                (
-                    on_data,
-                    "Top-k principal components of the outputs\non the probe data (M Σ_y^½)",
-                )
-            )
-        fig, axes = plt.subplots(
-            1, len(panels), figsize=(7 * len(panels), 4.5), sharex=True, sharey=True, squeeze=False
-        )
-        refs = sorted({ref for series, _ in panels for ref, _, _ in series})
-        colors = {ref: f"C{i % 10}" for i, ref in enumerate(refs)}
-        for ax, (series, title) in zip(axes[0], panels, strict=True):
-            for ref, side, v in series:
-                ls = "--" if side == "right" else "-"
-                mk = "s" if side == "right" else "o"
-                # the on-data panel has left subspaces only: no side in its legend
-                label = _label(ref) + (f", {side}" if side and ax is axes[0, 0] else "")
-                ax.plot(ks, v, ls, marker=mk, ms=3, color=colors[ref], label=label)
-            ax.set_xscale("log")
-            ax.set_xlabel("k (dimension of the top-k subspace)")
-            ax.set_ylim(-2, 92)
-            ax.set_title(title, fontsize=10)
-            ax.legend(fontsize=8)
-            ax.grid(True, which="both", alpha=0.3)
-        axes[0, 0].set_ylabel("largest principal angle (degrees)")
-        save("principal_angles", fig)
-
-    # 5. training curve
-    if history and history.get("train_loss"):
-        fig, ax = plt.subplots(figsize=(7, 4))
-        ep = history.get("epoch") or list(range(1, len(history["train_loss"]) + 1))
-        ax.semilogy(ep, history["train_loss"], label="train")
-        val = history.get("val_loss") or []
-        if any(v is not None for v in val):
-            ax.semilogy(ep[: len(val)], val, label="validation")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("loss  ½·mean ‖x̂ − x‖²")
-        ax.set_title("Training")
-        ax.legend()
-        ax.grid(True, which="both", alpha=0.3)
-        save("training", fig)
-    return paths
-
-
-def _angle_series(arrays: dict, prefix: str, shape, exclude: str | None = None):
-    """[(reference, side, largest angle per k)] for the arrays "<prefix><ref>_<side>"."""
-    out = []
-    for key in sorted(arrays):
-        if not key.startswith(prefix) or key == "angles_ks":
-            continue
-        if exclude is not None and key.startswith(exclude):
-            continue
-        v = np.asarray(arrays[key], dtype=float)
-        if v.shape != shape:
-            continue
-        ref, _, side = key[len(prefix) :].rpartition("_")
-        if side not in ("left", "right"):
-            ref, side = key[len(prefix) :], ""
-        out.append((ref, side, v))
-    return out
+__all__ = [
+    "ANGLE_GAP_FLAG",
+    "CSS",
+    "angles_section",
+    "render_markdown",
+    "write_audit_report",
+    "write_report",
+    "write_run_dir",
+]
 
 
 def _table(rows: list[tuple], header: tuple) -> str:
@@ -176,6 +30,11 @@ def _table(rows: list[tuple], header: tuple) -> str:
     for r in rows:
         lines.append("| " + " | ".join(str(c) for c in r) + " |")
     return "\n".join(lines)
+
+
+def _table_section(heading: str, rows: list[tuple], header: tuple) -> list[str]:
+    """A ``##`` heading and a table, as Markdown lines."""
+    return [f"## {heading}", "", _table(rows, header), ""]
 
 
 def _g(x, d=4):
@@ -205,81 +64,120 @@ def _flat(d: dict, prefix: str = "") -> list[tuple[str, object]]:
 ANGLE_GAP_FLAG = 0.01
 
 
-def _angles_section(comp: dict) -> list[str]:
-    """Largest principal angles per k: C's own singular subspaces and its outputs on the data."""
+_ANGLES_INTRO = [
+    "## Principal angles (largest, degrees)",
+    "",
+    "Largest principal angle between the top-k subspaces of C and of each reference B "
+    "(0°: the same subspace; 90°: some direction of one is orthogonal to the other). "
+    "'left/right singular': the singular subspaces of C and B themselves (outputs/inputs). "
+    "'outputs on the data': the left singular subspaces of C Σ_y^½ and B Σ_y^½, i.e. the "
+    "top-k principal components of the outputs C y and B y over the probe distribution "
+    "(Cov(M y) = M Σ_y Mᵀ).",
+    "",
+    "C is fitted from the probes, so it is determined only along the directions in which "
+    "the probes vary. Its largest singular values can sit in directions where Σ_y is near "
+    "zero; the singular-subspace angles can then be near 90° while the angles of the "
+    "outputs on the data are small. '–': k beyond the numerical rank of either matrix.",
+    "",
+]
+
+_ANGLES_FLAG_NOTE = (
+    "† the top-k subspace of one of the two matrices is ill-determined: the relative "
+    "gap (σ_k − σ_(k+1))/σ_1 of its spectrum is below {flag:g}, so a small "
+    "perturbation (sampling noise in Σ_y, the fit's own error) can turn it by a large "
+    "angle (Davis–Kahan/Wedin: sin θ ≤ ‖E‖/gap); read those angles as unreliable."
+)
+
+
+def angles_section(comp: dict) -> list[str]:
+    """Markdown lines of the largest principal angles per k: C's own singular subspaces and
+    its outputs on the data (empty without angles)."""
     plain = comp.get("principal_angles") or {}
     on_data = comp.get("principal_angles_on_data") or {}
     ks = list(plain.get("ks") or on_data.get("ks") or [])
     if not ks:
         return []
-
-    flagged = []
-
-    def row(ref, what, a):
-        kk = a.get("k") or []
-        vals = dict(zip(kk, a.get("max_deg") or [], strict=True))
-        gaps = {}
-        for g in (a.get("gap_1"), a.get("gap_2")):
-            for k, v in zip(kk, g or [None] * len(kk), strict=True):
-                if v is not None:
-                    gaps[k] = min(gaps.get(k, np.inf), v)
-        cells = []
-        for k in ks:
-            txt = _g(vals.get(k), 3)
-            if vals.get(k) is not None and gaps.get(k, np.inf) < ANGLE_GAP_FLAG:
-                txt += " †"
-                flagged.append(k)
-            cells.append(txt)
-        return (LABELS.get(ref, ref), what, *cells)
-
-    refs = []
-    for d in (plain, on_data):
-        for key in d:
-            if key.endswith(("_left", "_right")):
-                ref = key.rpartition("_")[0]
-                if ref not in refs:
-                    refs.append(ref)
+    flagged: list[int] = []
     rows = []
-    for ref in refs:
+    for ref in _angle_refs(plain, on_data):
         for what, a in (
             ("left singular (C, B)", plain.get(f"{ref}_left")),
             ("right singular (C, B)", plain.get(f"{ref}_right")),
             ("outputs on the data (C Σ_y^½, B Σ_y^½)", on_data.get(f"{ref}_left")),
         ):
             if a is not None:
-                rows.append(row(ref, what, a))
-    return [
-        "## Principal angles (largest, degrees)",
-        "",
-        "Largest principal angle between the top-k subspaces of C and of each reference B "
-        "(0°: the same subspace; 90°: some direction of one is orthogonal to the other). "
-        "'left/right singular': the singular subspaces of C and B themselves (outputs/inputs). "
-        "'outputs on the data': the left singular subspaces of C Σ_y^½ and B Σ_y^½, i.e. the "
-        "top-k principal components of the outputs C y and B y over the probe distribution "
-        "(Cov(M y) = M Σ_y Mᵀ).",
-        "",
-        "C is fitted from the probes, so it is determined only along the directions in which "
-        "the probes vary. Its largest singular values can sit in directions where Σ_y is near "
-        "zero; the singular-subspace angles can then be near 90° while the angles of the "
-        "outputs on the data are small. '–': k beyond the numerical rank of either matrix.",
-        "",
-        _table(rows, ("reference", "subspaces", *(f"k = {k}" for k in ks))),
-        "",
-    ] + (
-        [
-            f"† the top-k subspace of one of the two matrices is ill-determined: the relative "
-            f"gap (σ_k − σ_(k+1))/σ_1 of its spectrum is below {ANGLE_GAP_FLAG:g}, so a small "
-            "perturbation (sampling noise in Σ_y, the fit's own error) can turn it by a large "
-            "angle (Davis–Kahan/Wedin: sin θ ≤ ‖E‖/gap); read those angles as unreliable.",
-            "",
-        ]
-        if flagged
-        else []
-    )
+                rows.append((LABELS.get(ref, ref), what, *_angle_cells(a, ks, flagged)))
+    table = _table(rows, ("reference", "subspaces", *(f"k = {k}" for k in ks)))
+    note = [_ANGLES_FLAG_NOTE.format(flag=ANGLE_GAP_FLAG), ""] if flagged else []
+    return [*_ANGLES_INTRO, table, "", *note]
+
+
+def _angle_refs(plain: dict, on_data: dict) -> list[str]:
+    """The references with angles, in first-seen order."""
+    refs: list[str] = []
+    for d in (plain, on_data):
+        for key in d:
+            if key.endswith(("_left", "_right")):
+                ref = key.rpartition("_")[0]
+                if ref not in refs:
+                    refs.append(ref)
+    return refs
+
+
+def _angle_cells(a: dict, ks: list, flagged: list) -> list[str]:
+    """The largest angle at each k, marked † (and k added to ``flagged``) where a gap is
+    below :data:`ANGLE_GAP_FLAG`."""
+    kk = a.get("k") or []
+    vals = dict(zip(kk, a.get("max_deg") or [], strict=True))
+    gaps: dict = {}
+    for g in (a.get("gap_1"), a.get("gap_2")):
+        for k, v in zip(kk, g or [None] * len(kk), strict=True):
+            if v is not None:
+                gaps[k] = min(gaps.get(k, np.inf), v)
+    cells = []
+    for k in ks:
+        txt = _g(vals.get(k), 3)
+        if vals.get(k) is not None and gaps.get(k, np.inf) < ANGLE_GAP_FLAG:
+            txt += " †"
+            flagged.append(k)
+        cells.append(txt)
+    return cells
 
 
 def render_markdown(metrics: dict, verdict: list[str], plots: dict[str, Path], title: str) -> str:
-    """The report as Markdown (plots referenced by file name)."""
+    """The report as Markdown (plots referenced by file name).
+
+    Parameters
+    ----------
+    metrics : dict
+        The metrics of a run or an audit (missing sections are left out).
+    verdict : list of str
+        The verdict's sentences, one bullet each.
+    plots : dict of str -> path
+        The figures, by name, linked by file name.
+    title : str
+        The top heading.
+
+    Returns
+    -------
+    str
+        The Markdown text.
+    """
+    sections = (
+        _header(metrics, title),
+        ["## Verdict", ""] + [f"- {v}" for v in verdict] + [""],
+        _errors_section(metrics),
+        _surrogate_section(metrics.get("surrogate", {})),
+        _filters_section(metrics.get("filters", {})),
+        angles_section(metrics.get("comparison") or {}),
+        _jacobians_section(metrics),
+        _notes_sections(metrics),
+        _plots_section(plots),
+    )
+    return "\n".join(line for section in sections for line in section)
+
+
+def _header(metrics: dict, title: str) -> list[str]:
     op = metrics.get("operator", {})
     lines = [f"# {title}", ""]
     if op:
@@ -288,21 +186,27 @@ def render_markdown(metrics: dict, verdict: list[str], plots: dict[str, Path], t
             + (metrics.get("data", {}).get("summary", "")),
             "",
         ]
-    lines += ["## Verdict", ""] + [f"- {v}" for v in verdict] + [""]
+    return lines
+
+
+def _errors_section(metrics: dict) -> list[str]:
     err = metrics.get("errors") or {}
-    if err:
-        lines += ["## Relative test error ‖X̂ − X‖_F / ‖X‖_F (same test set)", ""]
-        refs = metrics.get("references", {})
-        rows = []
-        for k, v in sorted(err.items(), key=lambda kv: (kv[1] is None, kv[1])):
-            info = refs.get(k, {})
-            param = ", ".join(
-                f"{a}={_g(b, 3)}" for a, b in info.items() if isinstance(b, (int, float))
-            )
-            rows.append((LABELS.get(k, k), _g(v), param))
-        lines += [_table(rows, ("estimator", "test error", "parameters")), ""]
-    sur = metrics.get("surrogate", {})
-    lines += ["## The affine surrogate C", ""]
+    if not err:
+        return []
+    refs = metrics.get("references", {})
+    rows = []
+    for k, v in sorted(err.items(), key=lambda kv: (kv[1] is None, kv[1])):
+        info = refs.get(k, {})
+        param = ", ".join(f"{a}={_g(b, 3)}" for a, b in info.items() if isinstance(b, (int, float)))
+        rows.append((LABELS.get(k, k), _g(v), param))
+    return _table_section(
+        "Relative test error ‖X̂ − X‖_F / ‖X‖_F (same test set)",
+        rows,
+        ("estimator", "test error", "parameters"),
+    )
+
+
+def _surrogate_section(sur: dict) -> list[str]:
     rows = [
         ("R² (held-out probes)", _g(sur.get("r2_heldout"))),
         ("R² on the test set (C vs network)", _g(sur.get("r2_test"))),
@@ -320,43 +224,52 @@ def render_markdown(metrics: dict, verdict: list[str], plots: dict[str, Path], t
         ),
         ("off-diagonal share of Vᵀ C U S", _g(sur.get("offdiag_share"))),
     ]
-    lines += [_table(rows, ("quantity", "value")), ""]
-    filt = metrics.get("filters", {})
-    if filt:
-        rows = [
-            (LABELS.get(k, k), _g(v), _g(filt["offdiag_share"].get(k)))
-            for k, v in sorted(filt["phi_rms_distance_to_C"].items(), key=lambda kv: kv[1])
-        ]
-        lines += [
-            "## Filter factors",
-            "",
-            _table(rows, ("reference", "RMS difference φ_C − φ_ref", "ref. off-diagonal share")),
-            "",
-        ]
-    lines += _angles_section(metrics.get("comparison") or {})
+    return _table_section("The affine surrogate C", rows, ("quantity", "value"))
+
+
+def _filters_section(filt: dict) -> list[str]:
+    if not filt:
+        return []
+    rows = [
+        (LABELS.get(k, k), _g(v), _g(filt["offdiag_share"].get(k)))
+        for k, v in sorted(filt["phi_rms_distance_to_C"].items(), key=lambda kv: kv[1])
+    ]
+    header = ("reference", "RMS difference φ_C − φ_ref", "ref. off-diagonal share")
+    return _table_section("Filter factors", rows, header)
+
+
+def _jacobians_section(metrics: dict) -> list[str]:
+    lines = []
     jac = metrics.get("jacobians") or {}
     if jac:
-        lines += ["## Jacobians of the network", ""]
-        lines += [_table([(k, _g(v)) for k, v in _flat(jac)], ("quantity", "value")), ""]
+        rows = [(k, _g(v)) for k, v in _flat(jac)]
+        lines += _table_section("Jacobians of the network", rows, ("quantity", "value"))
     spec = metrics.get("spectra", {})
     if spec:
         lines += [f"Spectra computed by {spec.get('method')}.", ""]
+    return lines
+
+
+def _notes_sections(metrics: dict) -> list[str]:
+    """The notes and the timings."""
+    lines = []
     notes = metrics.get("notes") or []
     if notes:
         lines += ["## Notes", ""] + [f"- {x}" for x in notes] + [""]
     tim = metrics.get("timings", {})
     if tim:
-        lines += [
-            "## Timings (seconds)",
-            "",
-            _table([(k, _g(v, 3)) for k, v in _flat(tim)], ("stage", "s")),
-            "",
-        ]
-    if plots:
-        lines += ["## Plots", ""]
-        for name, p in plots.items():
-            lines += [f"![{name}]({Path(p).name})", ""]
-    return "\n".join(lines)
+        rows = [(k, _g(v, 3)) for k, v in _flat(tim)]
+        lines += _table_section("Timings (seconds)", rows, ("stage", "s"))
+    return lines
+
+
+def _plots_section(plots: dict[str, Path]) -> list[str]:
+    if not plots:
+        return []
+    lines = ["## Plots", ""]
+    for name, p in plots.items():
+        lines += [f"![{name}]({Path(p).name})", ""]
+    return lines
 
 
 def _md_to_html(md: str, plots: dict[str, Path]) -> str:
@@ -446,3 +359,93 @@ def write_report(
     paths["report.html"] = write_text(out_dir / "report.html", page)
     paths.update({f"{k}.png": v for k, v in plots.items()})
     return paths
+
+
+def write_run_dir(
+    out: Path, config: dict, metrics: dict, res, *, history=None, log=None, title: str
+) -> None:
+    """Write config.json, arrays.npz, the report and plots, and metrics.json (last).
+
+    Parameters
+    ----------
+    out : Path
+        The run directory (created).
+    config : dict
+        Written to config.json with the fastinv version.
+    metrics : dict
+        Written to metrics.json; its ``timings`` gain ``report`` and ``total`` (seconds).
+    res : AuditResult
+        Supplies the verdict and the arrays.
+    history : dict, optional
+        The training history, for ``training.png``.
+    log : callable, optional
+        Called with one progress line.
+    title : str
+        The report's heading.
+    """
+    clock = Stopwatch()
+    if log:
+        log(f"writing the report to {out}")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", {**config, "fastinv_version": _version()})
+    save_npz(out / "arrays.npz", **res.arrays)
+    hist_plain = {k: v for k, v in (history or {}).items() if k != "checkpoints"}
+    write_report(out, metrics, res.verdict, res.arrays, history=hist_plain, title=title)
+    tim = metrics.setdefault("timings", {})
+    tim["report"] = round(clock.seconds, 3)
+    tim["total"] = round(sum(v for v in tim.values() if isinstance(v, float)), 3)
+    write_json(out / "metrics.json", metrics)
+
+
+def _version() -> str:
+    from fastinv import __version__
+
+    return __version__
+
+
+def write_audit_report(
+    result,
+    out,
+    *,
+    title: str = "fastinv audit",
+    config: dict | None = None,
+    force: bool = False,
+) -> dict:
+    """Write the report of an audit made in the library, as `fastinv analyze` does.
+
+    The folder gets report.md, report.html, the plots, arrays.npz, config.json and
+    metrics.json (the audit's metrics and verdict; the audit's own timings under
+    ``timings.audit_detail``).
+
+    Parameters
+    ----------
+    result : AuditResult
+        What :func:`fastinv.audit` returned (left unchanged).
+    out : path
+        The folder (created).
+    title : str
+        The report's heading.
+    config : dict, optional
+        Whatever describes how the audit was made, written to config.json.
+    force : bool
+        Replace the files fastinv writes in an ``out`` that already holds files.
+
+    Returns
+    -------
+    dict
+        The metrics as written to metrics.json.
+
+    Raises
+    ------
+    FastinvError
+        ``out`` is a file, or holds files and ``force`` is not given.
+    """
+    out = Path(out)
+    check_out_dir(out, force=force)
+    metrics = {
+        **result.metrics,
+        "verdict": list(result.verdict),
+        "timings": {"audit_detail": result.metrics.get("timings", {})},
+    }
+    write_run_dir(out, dict(config or {}), metrics, result, title=title)
+    return metrics

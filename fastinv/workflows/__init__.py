@@ -1,1 +1,3 @@
 """What the commands do, as library calls: run, analyze, sweep and bench."""
+
+__all__: list[str] = []

@@ -43,7 +43,6 @@ import math
 import os
 import platform
 import statistics
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,16 +51,20 @@ from typing import Any
 import numpy as np
 
 from fastinv._device import cuda_available
+from fastinv._progress import Stopwatch
+from fastinv._validation import check_choice, check_int
 from fastinv.errors import FastinvError
 
 __all__ = [
-    "STAGES",
-    "DEFAULT_STAGES",
     "DEFAULT_NS",
+    "DEFAULT_STAGES",
     "EXPECTED_EXPONENT",
+    "STAGES",
     "ScalingResult",
     "fit_exponent",
     "machine_info",
+    "machine_summary",
+    "rsvd_module",
     "scaling",
 ]
 
@@ -369,11 +372,11 @@ class _Timer:
     def __call__(self, fn: Callable[[], Any]) -> float:
         if self._sync is not None:
             self._sync()
-        t0 = time.perf_counter()
+        clock = Stopwatch()
         fn()
         if self._sync is not None:
             self._sync()
-        return time.perf_counter() - t0
+        return clock.seconds
 
 
 class _Problem:
@@ -383,6 +386,7 @@ class _Problem:
         self.n, self.N, self.seed, self.device = n, N, seed, device
         self.k = max(1, min(k, n // 4))
         self.n_iter = n_iter
+        self.cuda = device != "cpu"
         rng = np.random.default_rng(seed)
         self.A = rng.standard_normal((n, n)) / math.sqrt(n)
         self._data = None
@@ -404,67 +408,73 @@ class _Problem:
 
     def call(self, stage: str) -> Callable[[], Any]:
         """A zero-argument callable that runs ``stage`` once (data prepared beforehand)."""
-        cuda = self.device != "cpu"
-        if stage == "generate":
-            from fastinv.problem.data import generate
-            from fastinv.problem.priors import make_prior
+        if stage not in STAGES:  # pragma: no cover - validated in scaling()
+            raise AssertionError(stage)
+        return getattr(self, f"_{stage}")()
 
-            prior = make_prior("smooth", self.n)
-            return lambda: generate(
-                self.A, n_samples=self.N, prior=prior, noise=0.01, seed=self.seed + 1
+    def _generate(self):
+        from fastinv.problem.data import generate
+        from fastinv.problem.priors import make_prior
+
+        prior = make_prior("smooth", self.n)
+        return lambda: generate(
+            self.A, n_samples=self.N, prior=prior, noise=0.01, seed=self.seed + 1
+        )
+
+    def _fit_linear(self):
+        from fastinv.linalg.surrogate import fit_linear
+
+        X, Y = self.data()
+        if self.cuda:
+            Yt, Xt = self.tensor("Y", Y), self.tensor("X", X)
+            return lambda: fit_linear(Yt, Xt)
+        return lambda: fit_linear(Y, X)
+
+    def _rsvd(self):
+        rs = rsvd_module().rsvd
+        M = self.tensor("A", self.A) if self.cuda else self.A
+        return lambda: rs(M, self.k, n_iter=self.n_iter, seed=self.seed)
+
+    def _svd_full(self):
+        if self.cuda:
+            import torch
+
+            M = self.tensor("A", self.A)
+            return lambda: torch.linalg.svd(M, full_matrices=False)
+        import scipy.linalg
+
+        return lambda: scipy.linalg.svd(
+            self.A, full_matrices=False, lapack_driver="gesdd", check_finite=False
+        )
+
+    def _audit(self):
+        from fastinv.auditing.core import audit
+        from fastinv.linalg.surrogate import fit_linear
+        from fastinv.problem.operators import Operator
+        from fastinv.problem.priors import make_prior
+
+        X, Y = self.data()
+        fit = fit_linear(Y, X)
+        C, b = fit.C, fit.b
+        m = min(self.N, 1000)
+        prior = make_prior("smooth", self.n)
+
+        def model(Yb):
+            return Yb @ C.T + b
+
+        def run():
+            op = Operator(self.A, name="gaussian")  # fresh: its SVD is part of the audit
+            return audit(
+                model,
+                op,
+                probes=Y,
+                test=(Y[:m], X[:m]),
+                prior=prior,
+                noise={"level": 0.01, "type": "relative"},
+                seed=self.seed,
             )
-        if stage == "fit_linear":
-            from fastinv.linalg.surrogate import fit_linear
 
-            X, Y = self.data()
-            if cuda:
-                Yt, Xt = self.tensor("Y", Y), self.tensor("X", X)
-                return lambda: fit_linear(Yt, Xt)
-            return lambda: fit_linear(Y, X)
-        if stage == "rsvd":
-            rs = rsvd_module().rsvd
-            M = self.tensor("A", self.A) if cuda else self.A
-            return lambda: rs(M, self.k, n_iter=self.n_iter, seed=self.seed)
-        if stage == "svd_full":
-            if cuda:
-                import torch
-
-                M = self.tensor("A", self.A)
-                return lambda: torch.linalg.svd(M, full_matrices=False)
-            import scipy.linalg
-
-            return lambda: scipy.linalg.svd(
-                self.A, full_matrices=False, lapack_driver="gesdd", check_finite=False
-            )
-        if stage == "audit":
-            from fastinv.auditing.core import audit
-            from fastinv.linalg.surrogate import fit_linear
-            from fastinv.problem.operators import Operator
-            from fastinv.problem.priors import make_prior
-
-            X, Y = self.data()
-            fit = fit_linear(Y, X)
-            C, b = fit.C, fit.b
-            m = min(self.N, 1000)
-            prior = make_prior("smooth", self.n)
-
-            def model(Yb):
-                return Yb @ C.T + b
-
-            def run():
-                op = Operator(self.A, name="gaussian")  # fresh: its SVD is part of the audit
-                return audit(
-                    model,
-                    op,
-                    probes=Y,
-                    test=(Y[:m], X[:m]),
-                    prior=prior,
-                    noise={"level": 0.01, "type": "relative"},
-                    seed=self.seed,
-                )
-
-            return run
-        raise AssertionError(stage)  # pragma: no cover - validated in scaling()
+        return run
 
 
 def rsvd_module():
@@ -478,21 +488,36 @@ def rsvd_module():
 
 
 def _check_device(device: str) -> str:
-    if device not in ("cpu", "cuda", "auto"):
-        raise FastinvError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}")
-    if device == "cpu":
+    """ "cpu" or "cuda" for ``device`` ("auto": cuda when available)."""
+    device = check_choice(device, "device", ("cpu", "cuda", "auto"), normalize=False)
+    if device == "cpu" or not cuda_available():
+        if device == "cuda":
+            raise FastinvError(
+                "device='cuda' was asked for but no CUDA device is available; use 'cpu'"
+            )
         return "cpu"
+    return "cuda"
+
+
+def _check_stages(stages: Sequence[str]) -> list[str]:
+    stages = list(dict.fromkeys(stages))
+    bad = [s for s in stages if s not in STAGES]
+    if bad or not stages:
+        raise FastinvError(
+            f"unknown stage(s) {', '.join(map(repr, bad)) or '(none given)'}; choose from "
+            f"{', '.join(STAGES)}"
+        )
+    return stages
+
+
+def _check_sizes(ns: Sequence[int]) -> list[int]:
     try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a dependency
-        if device == "auto":
-            return "cpu"
-        raise FastinvError("device='cuda' needs torch with CUDA; use device='cpu'") from None
-    if torch.cuda.is_available():
-        return "cuda"
-    if device == "auto":
-        return "cpu"
-    raise FastinvError("device='cuda' was asked for but no CUDA device is available; use 'cpu'")
+        ns = sorted({int(n) for n in ns})
+    except (TypeError, ValueError):
+        raise FastinvError(f"ns must be integers, got {ns!r}") from None
+    if not ns or ns[0] < 8:
+        raise FastinvError(f"sizes n must be at least 8, got {ns}")
+    return ns
 
 
 def scaling(
@@ -553,21 +578,10 @@ def scaling(
     FastinvError
         Unknown stage, bad sizes or counts, or ``device="cuda"`` without a CUDA device.
     """
-    t_start = time.perf_counter()
+    clock = Stopwatch()
     say = log or (lambda msg: None)
-    stages = list(dict.fromkeys(stages))
-    bad = [s for s in stages if s not in STAGES]
-    if bad or not stages:
-        raise FastinvError(
-            f"unknown stage(s) {', '.join(map(repr, bad)) or '(none given)'}; choose from "
-            f"{', '.join(STAGES)}"
-        )
-    try:
-        ns = sorted({int(n) for n in ns})
-    except (TypeError, ValueError):
-        raise FastinvError(f"ns must be integers, got {ns!r}") from None
-    if not ns or ns[0] < 8:
-        raise FastinvError(f"sizes n must be at least 8, got {ns}")
+    stages = _check_stages(stages)
+    ns = _check_sizes(ns)
     for name, val, lo in (
         ("repeats", repeats, 1),
         ("samples_per_n", samples_per_n, 1),
@@ -575,8 +589,7 @@ def scaling(
         ("n_iter", n_iter, 0),
         ("fit_points", fit_points, 2),
     ):
-        if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < lo:
-            raise FastinvError(f"{name} must be an integer >= {lo}, got {val!r}")
+        check_int(val, name, lo=lo)
     dev = _check_device(device)
     machine = machine_info()
     config = {
@@ -591,43 +604,57 @@ def scaling(
         "seed": int(seed),
         "warmup": bool(warmup),
     }
-    stage_devices = {s: ("cpu" if s in _CPU_ONLY else dev) for s in stages}
-    timer = _Timer(dev == "cuda")
+
+    def problem(n: int) -> _Problem:
+        return _Problem(n, samples_per_n * n, seed=seed, device=dev, k=k, n_iter=n_iter)
 
     if warmup:
-        n0 = min(ns[0], 64)
-        p0 = _Problem(n0, samples_per_n * n0, seed=seed, device=dev, k=k, n_iter=n_iter)
-        for s in stages:
-            p0.call(s)()
-        say(f"warmed up every stage at n = {n0}")
+        _warm_up(problem(min(ns[0], 64)), stages, say)
+    times = _time_stages(ns, stages, problem, _Timer(dev == "cuda"), repeats, say)
+    res = _result(times, config, machine)
+    res.wall_s = clock.seconds
+    if out is not None:
+        _write(res, Path(out), plot=plot)
+    return res
 
+
+def _warm_up(prob: _Problem, stages: list[str], say: Callable[[str], None]) -> None:
+    """One untimed run of every stage (Numba JIT, BLAS thread pools)."""
+    for s in stages:
+        prob.call(s)()
+    say(f"warmed up every stage at n = {prob.n}")
+
+
+def _time_stages(ns, stages, problem, timer: _Timer, repeats: int, say) -> dict:
+    """``times[stage][i]``: the ``repeats`` times of ``stage`` at ``ns[i]``."""
     times: dict[str, list[list[float]]] = {s: [] for s in stages}
     for n in ns:
-        prob = _Problem(n, samples_per_n * n, seed=seed, device=dev, k=k, n_iter=n_iter)
+        prob = problem(n)
         for s in stages:
             fn = prob.call(s)
             ts = [timer(fn) for _ in range(repeats)]
             times[s].append(ts)
             say(f"n = {n:>6}  {s:<10} median {statistics.median(ts):.4g} s")
         del prob
+    return times
+
+
+def _result(times: dict, config: dict, machine: dict) -> ScalingResult:
+    """The medians and fits of ``times``, with the run's configuration."""
+    ns, stages, dev = config["ns"], config["stages"], config["device"]
     medians = {s: [statistics.median(r) for r in times[s]] for s in stages}
-    exps = {s: fit_exponent(ns, medians[s], points=fit_points) for s in stages}
-    res = ScalingResult(
+    return ScalingResult(
         ns=ns,
-        samples=[samples_per_n * n for n in ns],
+        samples=[config["samples_per_n"] * n for n in ns],
         stages=stages,
         times=times,
         medians=medians,
-        exponents=exps,
+        exponents={s: fit_exponent(ns, medians[s], points=config["fit_points"]) for s in stages},
         device=dev,
-        stage_devices=stage_devices,
+        stage_devices={s: ("cpu" if s in _CPU_ONLY else dev) for s in stages},
         config=config,
         machine=machine,
     )
-    res.wall_s = time.perf_counter() - t_start
-    if out is not None:
-        _write(res, Path(out), plot=plot)
-    return res
 
 
 def _write(res: ScalingResult, out: Path, *, plot: bool) -> None:
@@ -635,49 +662,18 @@ def _write(res: ScalingResult, out: Path, *, plot: bool) -> None:
 
     out.mkdir(parents=True, exist_ok=True)
     if plot:
-        res.files["scaling.png"] = str(_plot(res, out / "scaling.png"))
+        from fastinv.report.plots import plot_scaling
+
+        res.files["scaling.png"] = str(
+            plot_scaling(
+                out / "scaling.png",
+                res.ns,
+                {s: res.medians[s] for s in res.stages},
+                res.exponents,
+                title=f"fastinv scaling ({res.device}; N = {res.config['samples_per_n']}n)",
+            )
+        )
     res.files["bench.md"] = str(out / "bench.md")
     res.files["scaling.json"] = str(out / "scaling.json")
     write_text(out / "bench.md", res.report())
     write_json(out / "scaling.json", res.to_dict())
-
-
-def _plot(res: ScalingResult, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    from fastinv.io import save_figure
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.6))
-    try:
-        ns = np.asarray(res.ns, dtype=float)
-        for i, s in enumerate(res.stages):
-            color = f"C{i}"
-            t = np.array([np.nan if v is None else v for v in res.medians[s]], dtype=float)
-            fit = res.exponents.get(s)
-            label = s if fit is None else f"{s}  (p = {fit['p']:.2f})"
-            ax.loglog(ns, t, "o-", color=color, label=label, lw=1.2, ms=4)
-            if fit is not None:
-                nf = np.array([min(fit["ns"]), max(fit["ns"])], dtype=float)
-                ax.loglog(nf, fit["c"] * nf ** fit["p"], "--", color=color, lw=2, alpha=0.6)
-        ax.set_xticks(ns)
-        ax.set_xticks([], minor=True)
-        ax.set_xticklabels([str(int(n)) for n in ns])
-        ax.set_xlabel("n")
-        ax.set_ylabel("median wall time (s)")
-        ax.set_title(f"fastinv scaling ({res.device}; N = {res.config['samples_per_n']}n)")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        save_figure(path, fig, dpi=120)
-    finally:
-        plt.close(fig)
-    return path
-
-
-if __name__ == "__main__":  # pragma: no cover - `python -m fastinv.workflows.bench`
-    from fastinv.cli.bench import bench
-
-    bench(prog_name="python -m fastinv.workflows.bench")

@@ -1,0 +1,225 @@
+"""The verdict: plain-words findings computed from an audit's metrics, each with its number.
+
+One function per finding; each returns its sentence, or None when the metrics it rests on are
+missing (no test targets, no Jacobians, ...).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fastinv.auditing.references import LABELS
+
+__all__ = [
+    "accuracy",
+    "caveat",
+    "closest_filter",
+    "directions",
+    "distances",
+    "jacobian_spread",
+    "linearity",
+    "make_verdict",
+    "noise_amplification",
+]
+
+
+def _fmt(x, digits=3):
+    if x is None:
+        return "n/a"
+    return f"{x:.{digits}g}"
+
+
+def make_verdict(m: dict, s: np.ndarray) -> list[str]:
+    """Plain-words findings, each with the number it rests on."""
+    lines = (
+        linearity(m),
+        accuracy(m),
+        directions(m, s),
+        closest_filter(m),
+        distances(m),
+        noise_amplification(m),
+        jacobian_spread(m),
+        caveat(m),
+    )
+    return [line for line in lines if line is not None]
+
+
+def linearity(m: dict) -> str | None:
+    """How affine the network is: R² of its affine fit on held-out probes."""
+    sur = m["surrogate"]
+    r2 = sur.get("r2_heldout", sur.get("r2"))
+    if r2 is None:
+        return None
+    if r2 > 0.99:
+        how = "very nearly affine"
+    elif r2 > 0.9:
+        how = "mostly affine"
+    elif r2 > 0.5:
+        how = "substantially nonlinear"
+    else:
+        how = "far from affine"
+    return (
+        f"Linearity: on this input distribution the network is {how}: its best affine fit "
+        f"C y + b explains R² = {_fmt(r2, 4)} of its output variance on held-out probes."
+    )
+
+
+def accuracy(m: dict) -> str | None:
+    """Test errors of the network, C, the best linear inverse and A⁻¹, and what they say."""
+    err = m["errors"]
+    if err.get("network") is None:
+        return None
+    e_net, e_c = err["network"], err["surrogate"]
+    lin = {k: v for k, v in err.items() if k not in ("network", "surrogate", "A_inv")}
+    best_lin = min(lin, key=lin.get) if lin else None
+    msg = (
+        f"Accuracy: relative test error of the network {_fmt(e_net)}, of its affine "
+        f"surrogate {_fmt(e_c)}"
+    )
+    if best_lin:
+        msg += (
+            f", of the best classical linear inverse ({LABELS.get(best_lin, best_lin)}) "
+            f"{_fmt(lin[best_lin])}"
+        )
+    msg += f", of A⁻¹ itself {_fmt(err.get('A_inv'))}."
+    if e_c <= 1.05 * e_net:
+        msg += " The affine part accounts for essentially all of the network's accuracy."
+    elif e_net < 0.95 * e_c:
+        gain = 1 - e_net / e_c
+        msg += (
+            f" The network is {gain:.0%} more accurate than its affine part: its "
+            "nonlinearity contributes."
+        )
+    if best_lin and e_net < 0.95 * lin[best_lin]:
+        msg += " It beats every linear inverse here, which only a nonlinear estimator can."
+    return msg
+
+
+def directions(m: dict, s: np.ndarray) -> str | None:
+    """Which of A's singular directions C inverts, suppresses or amplifies."""
+    sur = m["surrogate"]
+    phi = m["comparison"].get("phi_summary", {})
+    k_inv, k_sup = phi.get("n_inverted"), phi.get("first_suppressed")
+    if k_inv is None:
+        return None
+    msg = (
+        f"Directions: C inverts A's leading {k_inv} singular directions (filter factor "
+        f"0.9 ≤ φ ≤ 1.1, as A⁻¹ does)"
+    )
+    if k_sup is not None:
+        frac = phi.get("suppressed_fraction_after")
+        msg += (
+            f" and suppresses direction {k_sup + 1} (|φ| ≤ 0.1, σ = "
+            f"{_fmt(float(s[k_sup]))} against σ_1 = {_fmt(float(s[0]))})"
+            + (f" and {frac:.0%} of those after it" if frac is not None else "")
+        )
+    if phi.get("n_amplified"):
+        msg += f"; {phi['n_amplified']} directions are amplified beyond A⁻¹ (φ > 1.1)"
+    msg += f"; off-diagonal share of Vᵀ C U S is {_fmt(sur['offdiag_share'])} " + (
+        "(it acts as a spectral filter of A)."
+        if sur["offdiag_share"] < 0.1
+        else "(it mixes A's singular directions: it is not a spectral filter of A)."
+    )
+    return msg
+
+
+def closest_filter(m: dict) -> str:
+    """The classical filter whose factors are nearest C's, with its parameters."""
+    filt = m["filters"]
+    c = filt["closest_classical_filter"]
+    info = m["references"].get(c, {})
+    params = ", ".join(f"{k} = {_fmt(v)}" for k, v in info.items() if isinstance(v, (int, float)))
+    return (
+        f"Closest classical filter: {LABELS.get(c, c)} ({params}), RMS filter-factor difference "
+        f"{_fmt(filt['phi_rms_distance_to_C'][c])}."
+    )
+
+
+def distances(m: dict) -> str | None:
+    """C's operator distances from A⁻¹ and LMMSE, plain and where the inputs vary."""
+    sur = m["surrogate"]
+    d_inv, d_l = sur.get("rel_dist_to_inverse"), sur.get("rel_dist_to_lmmse")
+    if d_inv is None:
+        return None
+    msg = f"Distances: ‖C − A⁻¹‖₂/‖A⁻¹‖₂ = {_fmt(d_inv)}"
+    if d_l is not None:
+        msg += f", ‖C − C_LMMSE‖₂/‖C_LMMSE‖₂ = {_fmt(d_l)}"
+        if abs(d_l - d_inv) < 0.1 * max(d_l, d_inv):
+            msg += ": C is about as far from one as from the other."
+        elif d_l < d_inv:
+            msg += (
+                ": C is nearer the optimal linear estimator than A⁻¹ — it regularizes, it "
+                "does not reproduce A⁻¹'s largest singular values."
+            )
+        else:
+            msg += ": C is nearer A⁻¹ than the optimal linear estimator."
+    else:
+        msg += "."
+    di, dl = sur.get("rel_dist_to_inverse_on_data"), sur.get("rel_dist_to_lmmse_on_data")
+    if di is not None:
+        msg += (
+            f" Where the inputs actually vary (weighted by Σ_y^½, i.e. the RMS difference "
+            f"of the outputs), C differs from A⁻¹ by {_fmt(di)}"
+            + (f" and from LMMSE by {_fmt(dl)}" if dl is not None else "")
+            + " relative to the reference's own output."
+        )
+    return msg
+
+
+def _jacobians(m: dict) -> dict | None:
+    """The Jacobian metrics when they hold σ_max(J) and 1/σ_min(A), else None."""
+    jac = m.get("jacobians") or {}
+    if jac.get("sigma_max_J_max") is not None and jac.get("inverse_sigma_min_A") is not None:
+        return jac
+    return None
+
+
+def noise_amplification(m: dict) -> str | None:
+    """The network's largest Jacobian singular value against A⁻¹'s 1/σ_min(A)."""
+    jac = _jacobians(m)
+    if jac is None:
+        return None
+    ratio = jac["sigma_max_J_max"] / jac["inverse_sigma_min_A"]
+    return (
+        f"Noise amplification: over {jac['n_probes']} probes the network's Jacobian has "
+        f"σ_max ≤ {_fmt(jac['sigma_max_J_max'])}, against 1/σ_min(A) = "
+        f"{_fmt(jac['inverse_sigma_min_A'])} for A⁻¹ (ratio {_fmt(ratio)})"
+        + (
+            " — it inherits A⁻¹'s noise amplification."
+            if ratio > 0.5
+            else " — far below A⁻¹'s amplification."
+        )
+    )
+
+
+def jacobian_spread(m: dict) -> str | None:
+    """How much the Jacobian varies over the probes, and how far its mean is from C."""
+    jac = _jacobians(m)
+    if jac is None:
+        return None
+    return (
+        f"Jacobian spread: ‖J(y) − J̄‖_F/‖J̄‖_F is {_fmt(jac['spread_rel_fro_mean'])} on "
+        "average over the probes. The mean Jacobian J̄ differs from C by "
+        f"{_fmt(jac['mean_jacobian_vs_C_rel_fro_data_weighted'])} on the directions the "
+        f"inputs explore (‖(J̄ − C)Σ_y^½‖_F/‖CΣ_y^½‖_F; "
+        f"{_fmt(jac['mean_jacobian_vs_C_rel_fro'])} unweighted, where C's low-variance "
+        "directions are poorly determined); Stein's lemma makes them equal for Gaussian "
+        "inputs."
+    )
+
+
+def caveat(m: dict) -> str:
+    """Why a spectral match does not explain accuracy (and, when C is far from A⁻¹, more)."""
+    text = (
+        "Caveat: a spectral match is a consequence of accuracy, not its cause. With noise-free "
+        "data, ‖C − A⁻¹‖₂ ≤ ‖X̂ − X‖₂/σ_min(Y), so an accurate network forces C toward A⁻¹; but "
+        "x̂ = A⁻¹y + g(y) with g even has C = A⁻¹ and any error. Nothing here shows the network "
+        "works because C lies near A⁻¹."
+    )
+    d_inv = m["surrogate"].get("rel_dist_to_inverse")
+    if d_inv is not None and d_inv > 0.5:
+        text += (
+            " Here C is far from A⁻¹, and whatever accuracy the network has comes with "
+            "suppressing the directions where A⁻¹ amplifies noise."
+        )
+    return text

@@ -1,0 +1,128 @@
+"""Memory planning for training: will the model, a batch and the data fit, and where?
+
+:func:`plan_memory` estimates the bytes that training needs (parameters, gradients,
+optimizer state, a best-weights copy, the activations of one batch, the data) and decides,
+before anything is allocated, whether the data are moved to the device once or stay in host
+memory, or that nothing fits (then it says what to change).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from fastinv._device import device_free_bytes
+from fastinv.errors import FastinvError
+
+__all__ = ["plan_memory"]
+
+#: share of the free memory that training may plan to use
+_HEADROOM = 0.9
+
+
+def plan_memory(
+    net: nn.Module,
+    *,
+    rows: int,
+    batch_rows: int,
+    n_in: int,
+    n_out: int,
+    itemsize: int,
+    optimizer: str,
+    momentum: float,
+    keep_best: bool,
+    device,
+    zero_copy: bool,
+    host_free: int | None,
+) -> bool:
+    """Whether the training data go to ``device`` once (else each batch is copied over).
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The model (its parameter count and layer widths are read).
+    rows : int
+        Data rows (training and validation).
+    batch_rows : int
+        Most rows in one forward/backward pass.
+    n_in, n_out : int
+        Input and output widths of the data.
+    itemsize : int
+        Bytes per number in the training dtype.
+    optimizer : str
+        ``"adam"`` keeps two state tensors per parameter, SGD with momentum one.
+    momentum : float
+        The momentum actually used.
+    keep_best : bool
+        A copy of the best weights is kept (early stopping).
+    device : torch.device
+        Where training runs.
+    zero_copy : bool
+        On the CPU, the arrays are used as they are (no copy of the data is made).
+    host_free : int or None
+        Free host memory in bytes (None: unknown, no check).
+
+    Raises
+    ------
+    FastinvError
+        The model, its optimizer state and a batch do not fit on the device, or the data fit
+        neither on the device nor on the host, or (on the CPU) the whole does not fit.
+    """
+    model_b = _model_bytes(net, optimizer, momentum, keep_best)
+    act_b = _activation_bytes(net, batch_rows, n_in, n_out, itemsize)
+    data_b = rows * (n_in + n_out) * itemsize
+    if device.type == "cuda":
+        return _plan_cuda(device, model_b, act_b, data_b, host_free)
+    need = (0 if zero_copy else data_b) + model_b + act_b
+    if host_free is not None and need > _HEADROOM * host_free:
+        raise FastinvError(
+            f"training needs about {_fmt_bytes(need)} of host memory (data "
+            f"{_fmt_bytes(data_b)}, model and optimizer {_fmt_bytes(model_b)}) but only "
+            f"{_fmt_bytes(host_free)} is available; use fewer samples, dtype='float32', a "
+            "smaller width or batch_size, or device='cuda'"
+        )
+    return True
+
+
+def _plan_cuda(dev, model_b: int, act_b: int, data_b: int, host_free: int | None) -> bool:
+    dev_free = device_free_bytes(dev)
+    if dev_free is None:
+        return True
+    if model_b + act_b > _HEADROOM * dev_free:
+        raise FastinvError(
+            f"training needs about {_fmt_bytes(model_b + act_b)} on {dev} for the model, "
+            f"its optimizer state and a batch but only {_fmt_bytes(dev_free)} is free; use "
+            "a smaller width or batch_size, dtype='float32', or device='cpu'"
+        )
+    if data_b + model_b + act_b <= _HEADROOM * dev_free:
+        return True
+    if host_free is not None and data_b > _HEADROOM * host_free:
+        raise FastinvError(
+            f"the training data need about {_fmt_bytes(data_b)} but neither {dev} "
+            f"({_fmt_bytes(dev_free)} free) nor the host ({_fmt_bytes(host_free)} free) "
+            "can hold them; use fewer samples or dtype='float32'"
+        )
+    return False
+
+
+def _fmt_bytes(b: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if b < 1024 or unit == "TiB":
+            return f"{b:.1f} {unit}" if unit != "B" else f"{int(b)} B"
+        b /= 1024
+    return f"{b:.1f} TiB"  # pragma: no cover
+
+
+def _model_bytes(model: nn.Module, optimizer: str, momentum: float, keep_best: bool) -> int:
+    """Parameters, gradients, optimizer state and a best-weights copy."""
+    nbytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    copies = 2  # parameters + gradients
+    copies += 2 if optimizer == "adam" else (1 if momentum > 0 else 0)
+    copies += 1 if keep_best else 0
+    return nbytes * copies
+
+
+def _activation_bytes(model: nn.Module, rows: int, n_in: int, n_out: int, itemsize: int) -> int:
+    """Rough activations of one forward/backward pass over ``rows`` rows."""
+    widths = [m.out_features for m in model.modules() if isinstance(m, nn.Linear)]
+    per_row = n_in + 2 * n_out + 3 * sum(widths)
+    return rows * per_row * itemsize

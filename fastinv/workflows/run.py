@@ -1,0 +1,339 @@
+"""`fastinv run` as a library call: operator → data → train → audit → report."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fastinv._progress import Reporter
+from fastinv.errors import FastinvError
+from fastinv.io import check_memory, check_out_dir
+from fastinv.nets.spec import TrainSpec
+
+__all__ = [
+    "LARGE_N",
+    "PROBE_SEED_OFFSET",
+    "RunConfig",
+    "RunData",
+    "TEST_SEED_OFFSET",
+    "memory_needed",
+    "prepare_out",
+    "resolved_width_epochs",
+    "run_experiment",
+    "sample_sizes",
+    "timings_block",
+]
+
+#: seeds of the test and probe sets, offset from the training seed
+TEST_SEED_OFFSET = 1_000_003
+PROBE_SEED_OFFSET = 2_000_029
+
+
+@dataclass
+class RunConfig:
+    """Everything needed to rerun an experiment (written to config.json)."""
+
+    operator: str = "shaw"
+    n: int | None = 64
+    operator_params: dict = field(default_factory=dict)
+    prior: str = "smooth"
+    prior_params: dict = field(default_factory=dict)
+    noise: float = 0.01
+    noise_type: str = "relative"
+    samples: int = 8000
+    test_samples: int | None = None
+    probes: int | None = None
+    model: str = "mlp"
+    width: int | None = None
+    depth: int = 2
+    activation: str = "relu"
+    bias: bool = True
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    epochs: int | None = None
+    batch_size: int | None = 128
+    schedule: str = "cosine"
+    val_fraction: float = 0.1
+    patience: int | None = None
+    dtype: str = "float32"
+    device: str = "auto"
+    seed: int = 0
+    n_jacobian: int = 16
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise FastinvError(f"unknown config keys {unknown}; known keys: {sorted(names)}")
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, path) -> RunConfig:
+        try:
+            d = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise FastinvError(f"cannot read config file {path}: {e}") from None
+        d.pop("fastinv_version", None)
+        return cls.from_dict(d)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def train_spec(self, n: int, device, *, progress: bool = False) -> TrainSpec:
+        """The run's training settings at size ``n`` (width and epochs resolved for n),
+        validated as :func:`fastinv.train` would validate them."""
+        width, epochs = resolved_width_epochs(self, n)
+        settings = {name: getattr(self, name) for name in _TRAIN_FIELDS}
+        return TrainSpec.from_dict(
+            {
+                **settings,
+                "model": self.model,
+                "width": width,
+                "epochs": epochs,
+                "device": str(device),
+                "progress": progress,
+            }
+        )
+
+    def generation(self) -> dict:
+        """The keyword arguments of :func:`fastinv.generate` that describe the data."""
+        return dict(
+            prior=self.prior,
+            prior_params=self.prior_params,
+            noise=self.noise,
+            noise_type=self.noise_type,
+        )
+
+
+#: above this n, `fastinv run`'s defaults shrink so that the CPU run stays minutes long
+LARGE_N = 1024
+
+#: the RunConfig fields that are training settings (:class:`fastinv.TrainSpec`) unchanged
+_TRAIN_FIELDS = (
+    "depth",
+    "activation",
+    "bias",
+    "optimizer",
+    "lr",
+    "batch_size",
+    "schedule",
+    "val_fraction",
+    "patience",
+    "dtype",
+    "seed",
+)
+
+
+def resolved_width_epochs(cfg: RunConfig, n: int) -> tuple[int, int]:
+    """Width and epochs actually used: the config's, else defaults that depend on n.
+
+    Up to n = 1024 the default width is max(n, 64) (a layer narrower than n cannot represent a
+    full-rank inverse) and 60 epochs; above it, width 1024 and 20 epochs, so that
+    `fastinv run --n 4096` finishes in minutes on a CPU. Both are recorded in the metrics.
+    """
+    width = cfg.width if cfg.width is not None else min(max(n, 64), LARGE_N)
+    epochs = cfg.epochs if cfg.epochs is not None else (60 if n <= LARGE_N else 20)
+    return width, epochs
+
+
+def sample_sizes(cfg: RunConfig, n: int) -> tuple[int, int]:
+    """Test pairs and probes of a run: the config's, else max(1000, 2n) and max(2000, 4n)."""
+    n_test = cfg.test_samples or max(1000, 2 * n)
+    n_probe = cfg.probes or max(2000, 4 * n)
+    return n_test, n_probe
+
+
+def memory_needed(cfg: RunConfig, n: int) -> int:
+    """Bytes an experiment needs at its peak (an upper estimate).
+
+    X, Y for the training, test and probe sets (float64), the audit's n x n matrices (peak
+    RSS measured at n = 2048 and 4096: about 32 of them alive at once besides the data), the
+    Jacobians, and ~0.5 GiB of interpreter and libraries. Measured peaks with the defaults:
+    2.65 GiB at n = 2048, 7.9 GiB at n = 4096 (this gives 2.8 and 9.1).
+    """
+    n_test, n_probe = sample_sizes(cfg, n)
+    return int(
+        8 * n * 2 * (cfg.samples + n_test + n_probe) + 8 * n * n * (32 + cfg.n_jacobian) + 2**29
+    )
+
+
+@dataclass
+class RunData:
+    """The training, test and probe pairs of a run (rows: samples) and the prior they share."""
+
+    X: np.ndarray
+    Y: np.ndarray
+    X_test: np.ndarray
+    Y_test: np.ndarray
+    X_probe: np.ndarray
+    Y_probe: np.ndarray
+    prior: object
+
+
+def prepare_out(out, *, force: bool) -> Path | None:
+    """``out`` as a Path, refused up front when it holds files and ``force`` is not given."""
+    if out is None:
+        return None
+    out = Path(out)
+    check_out_dir(out, force=force)
+    return out
+
+
+def timings_block(timings: dict[str, float], audit_timings: dict) -> dict:
+    """The ``timings`` of metrics.json: each stage's seconds (rounded) and the audit's own."""
+    return {**{k: round(v, 3) for k, v in timings.items()}, "audit_detail": audit_timings}
+
+
+def run_experiment(
+    cfg: RunConfig, out: Path | str | None = None, *, progress: bool = False, force: bool = False
+) -> dict:
+    """Run the whole experiment; write the run directory when ``out`` is given.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The experiment.
+    out : path, optional
+        The run directory (config.json, arrays.npz, report, plots, metrics.json).
+    progress : bool
+        Progress lines and a training bar on stderr.
+    force : bool
+        Replace the files fastinv writes in an ``out`` that already holds files.
+
+    Returns
+    -------
+    dict
+        The metrics (also written to metrics.json).
+    """
+    from fastinv._device import resolve_device
+
+    rep = Reporter(progress, prefix="fastinv")
+    out = prepare_out(out, force=force)
+    device = resolve_device(cfg.device)  # loads torch: outside the timed stages
+    with rep.stage("operator"):
+        op = _make_operator(cfg)
+        _check_run_memory(cfg, op.n)
+        rep(f"operator {op.name}, n = {op.n}: SVD")
+        _ = op.svd
+    with rep.stage("data"):
+        data = _generate_data(cfg, op, rep)
+    with rep.stage("train"):
+        model = _train(cfg, op.n, data, device, rep)
+    with rep.stage("audit", "auditing"):
+        res = _audit(cfg, model, op, data, rep)
+    metrics = _run_metrics(cfg, op, data, model, device, res)
+    metrics["timings"] = timings_block(rep.timings, res.metrics["timings"])
+    if out is not None:
+        from fastinv.report.writer import write_run_dir
+
+        history = getattr(model, "fastinv_history", {}) or {}
+        title = f"fastinv run: {op.name}, n = {op.n}"
+        write_run_dir(out, cfg.to_dict(), metrics, res, history=history, log=rep, title=title)
+    return metrics
+
+
+def _make_operator(cfg: RunConfig):
+    from fastinv.problem.operators import make_operator
+
+    return make_operator(cfg.operator, cfg.n, **cfg.operator_params)
+
+
+def _check_run_memory(cfg: RunConfig, n: int) -> None:
+    check_memory(
+        memory_needed(cfg, n),
+        f"an experiment with n = {n} and {cfg.samples} samples",
+        suggestion="use fewer --samples, a smaller --n or --jacobian-probes 0",
+    )
+
+
+def _generate_data(cfg: RunConfig, op, rep: Reporter) -> RunData:
+    """The prior and the training, test and probe pairs (three seeds)."""
+    from fastinv.problem.data import generate
+    from fastinv.problem.priors import make_prior
+
+    n_test, n_probe = sample_sizes(cfg, op.n)
+    prior = make_prior(cfg.prior, op.n, **cfg.prior_params)
+    gen = cfg.generation()
+    rep(f"generating {cfg.samples} training, {n_test} test and {n_probe} probe pairs")
+    sets = [
+        generate(op, n_samples=m, seed=cfg.seed + offset, **gen)
+        for m, offset in (
+            (cfg.samples, 0),
+            (n_test, TEST_SEED_OFFSET),
+            (n_probe, PROBE_SEED_OFFSET),
+        )
+    ]
+    (X, Y), (X_test, Y_test), (X_probe, Y_probe) = sets
+    return RunData(X, Y, X_test, Y_test, X_probe, Y_probe, prior)
+
+
+def _train(cfg: RunConfig, n: int, data: RunData, device, rep: Reporter):
+    """The network, trained on the training pairs (width and epochs resolved for n)."""
+    from fastinv.nets.training import train
+
+    width, epochs = resolved_width_epochs(cfg, n)
+    rep(
+        f"training {cfg.model} (width {width}) on {device} for {epochs} epochs"
+        + (" [defaults for large n; set --width/--epochs to change]" if n > LARGE_N else "")
+    )
+    return train(data.Y, data.X, spec=cfg.train_spec(n, device, progress=rep.enabled))
+
+
+def _audit(cfg: RunConfig, model, op, data: RunData, rep: Reporter):
+    from fastinv.auditing.core import audit
+
+    return audit(
+        model,
+        op,
+        probes=data.Y_probe,
+        test=(data.Y_test, data.X_test),
+        validation=(data.Y_probe, data.X_probe),
+        prior=data.prior,
+        noise={"level": cfg.noise, "type": cfg.noise_type},
+        train_X=data.X,
+        n_jacobian=cfg.n_jacobian,
+        seed=cfg.seed,
+        log=rep,
+    )
+
+
+def _run_metrics(cfg: RunConfig, op, data: RunData, model, device, res) -> dict:
+    """metrics.json of a run, without its timings."""
+    n_test, n_probe = sample_sizes(cfg, op.n)
+    return {
+        "operator": op.to_dict(),
+        "data": {
+            "prior": data.prior.to_dict(),
+            "noise": {"level": cfg.noise, "type": cfg.noise_type},
+            "n_train": cfg.samples,
+            "n_test": n_test,
+            "n_probes": n_probe,
+            "summary": (
+                f"Prior {cfg.prior}, {cfg.noise_type} noise {cfg.noise:g}; {cfg.samples} "
+                f"training pairs, {n_test} test pairs, {n_probe} probes."
+            ),
+        },
+        "model": _model_metrics(cfg, op.n, model, device, res),
+        **res.metrics,
+        "verdict": res.verdict,
+    }
+
+
+def _model_metrics(cfg: RunConfig, n: int, model, device, res) -> dict:
+    hist = getattr(model, "fastinv_history", {}) or {}
+    width, epochs = resolved_width_epochs(cfg, n)
+    return {
+        "kind": cfg.model,
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "device": str(device),
+        "width": width,
+        "epochs": epochs,
+        "epochs_run": len(hist.get("train_loss", [])),
+        "final_train_loss": (hist.get("train_loss") or [None])[-1],
+        "test_rel_error": res.metrics["errors"].get("network"),
+    }
