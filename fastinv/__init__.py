@@ -18,6 +18,7 @@ _LAZY = {
     "make_operator": ("fastinv.problem.operators", "make_operator"),
     "load_operator": ("fastinv.problem.operators", "load_operator"),
     "list_operators": ("fastinv.problem.operators", "list_operators"),
+    "as_operator": ("fastinv.problem.operators", "as_operator"),
     "make_prior": ("fastinv.problem.priors", "make_prior"),
     "generate": ("fastinv.problem.data", "generate"),
     # the networks

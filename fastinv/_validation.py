@@ -30,6 +30,7 @@ __all__ = [
     "check_float",
     "check_int",
     "check_matrix",
+    "check_real_array",
     "check_seed",
     "fail",
     "int_range",
@@ -189,3 +190,21 @@ def check_matrix(arr, what: str) -> np.ndarray:
         raise FastinvError(f"{what} is empty (shape {a.shape}); give a non-empty matrix")
     check_finite(a, what)
     return np.asarray(a, dtype=np.float64)
+
+
+def check_real_array(arr, what: str, *, ndim: int | None = None) -> np.ndarray:
+    """``arr`` as a real float64 ndarray (with ``ndim`` dimensions when given), or
+    FastinvError: for None, strings, complex or other non-numeric input, and a wrong ``ndim``.
+    Booleans and integers are converted; no copy when ``arr`` is float64 already."""
+    try:
+        a = np.asarray(arr)
+        ok = arr is not None and (a.dtype.kind in "biuf" or a.dtype == object)
+        a = a.astype(np.float64, copy=False) if ok else None
+    except (TypeError, ValueError):
+        a = None
+    if a is None:
+        got = f"an array of dtype {arr.dtype}" if isinstance(arr, np.ndarray) else repr(arr)
+        raise fail(what, "a real numeric array", got if len(got) < 80 else got[:77] + "...")
+    if ndim is not None and a.ndim != ndim:
+        raise FastinvError(f"{what} must be a {ndim}-D array, got shape {a.shape}")
+    return a

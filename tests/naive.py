@@ -848,3 +848,123 @@ def naive_output_pc_angles(M1, M2, cov, k):
         return Q[:, np.argsort(w)[::-1][:k]]
 
     return sla.subspace_angles(top(M1), top(M2))
+
+
+# ================================================================================================
+# report numbers (tests/test_report_numbers.py)
+#
+# The audit's printed numbers from their definitions, one loop at a time.
+# ================================================================================================
+
+
+def naive_phi_counts(phi, tol=0.1):
+    """(n_inverted, first_suppressed): the leading run with |φ − 1| <= tol, and the first
+    (0-based) index with |φ| <= tol (None if none), by plain loops."""
+    n_inv = 0
+    for p in phi:
+        if abs(p - 1.0) > tol:
+            break
+        n_inv += 1
+    first = None
+    for i, p in enumerate(phi):
+        if abs(p) <= tol:
+            first = i
+            break
+    return n_inv, first
+
+
+def naive_weighted_distance(C, B, Y):
+    """sqrt(E‖(C − B)(y − ȳ)‖² / E‖B (y − ȳ)‖²) over the rows of Y (sample covariance)."""
+    Yc = np.asarray(Y, dtype=np.float64) - np.mean(Y, axis=0)
+    num = sum(float(np.sum(((C - B) @ y) ** 2)) for y in Yc)
+    den = sum(float(np.sum((B @ y) ** 2)) for y in Yc)
+    return math.sqrt(num / den)
+
+
+def naive_spearman(x, y):
+    """Spearman's ρ without ties: 1 − 6 Σ d² / (n (n² − 1))."""
+    n = len(x)
+    rx = {v: i for i, v in enumerate(sorted(x))}
+    ry = {v: i for i, v in enumerate(sorted(y))}
+    d2 = sum((rx[a] - ry[b]) ** 2 for a, b in zip(x, y, strict=True))
+    return 1.0 - 6.0 * d2 / (n * (n * n - 1))
+
+
+# ================================================================================================
+# image operators (issue 12)
+#
+# Entry-by-entry definitions of the 2-D blurs, the periodic 1-D blur and the pixel mask, with
+# plain loops over pixels and PSF offsets. Only for small images.
+# ================================================================================================
+
+
+def min_image(a, N):
+    """The offset in [-N//2, N - N//2) congruent to a modulo N."""
+    d = a % N
+    return d - N if d >= N - N // 2 else d
+
+
+def psf_value(kind, dr, dc, sigma=1.5, radius=2.0, length=5.0, angle=0.0):
+    """One PSF weight (unnormalised) at the integer offset (dr rows down, dc columns right)."""
+    if kind == "gaussian":
+        return math.exp(-(dr * dr + dc * dc) / (2 * sigma * sigma))
+    if kind == "disk":
+        return 1.0 if math.hypot(dr, dc) <= radius + 1e-9 else 0.0
+    # motion: along (cos a, sin a) in (column, up) coordinates; up = -row
+    a = math.radians(angle)
+    x, y = dc, -dr
+    along = x * math.cos(a) + y * math.sin(a)
+    across = -x * math.sin(a) + y * math.cos(a)
+    return 1.0 if abs(along) <= length / 2 + 1e-9 and abs(across) <= 0.5 + 1e-9 else 0.0
+
+
+def blur2d_periodic(H, W, kind, **kw):
+    """A[i, j] = psf(minimal image of (r_i - r_j, c_i - c_j)), psf normalised over the torus."""
+    total = sum(psf_value(kind, min_image(a, H), min_image(b, W), **kw) for a in range(H)
+                for b in range(W))  # fmt: skip
+    n = H * W
+    A = np.zeros((n, n))
+    for i in range(n):
+        ri, ci = divmod(i, W)
+        for j in range(n):
+            rj, cj = divmod(j, W)
+            A[i, j] = psf_value(kind, min_image(ri - rj, H), min_image(ci - cj, W), **kw) / total
+    return A
+
+
+def _reflect(t, N):
+    if t < 0:
+        return -1 - t
+    if t >= N:
+        return 2 * N - 1 - t
+    return t
+
+
+def blur2d_bounded(H, W, kind, boundary, **kw):
+    """(A x)[r, c] = sum_d psf(d) x[r - dr, c - dc] over the window |dr| <= (H-1)//2,
+    |dc| <= (W-1)//2 (psf normalised over it); outside pixels reflected or zero."""
+    rH, rW = (H - 1) // 2, (W - 1) // 2
+    offs = [(a, b) for a in range(-rH, rH + 1) for b in range(-rW, rW + 1)]
+    total = sum(psf_value(kind, a, b, **kw) for a, b in offs)
+    n = H * W
+    A = np.zeros((n, n))
+    for i in range(n):
+        r, c = divmod(i, W)
+        for a, b in offs:
+            rr, cc = r - a, c - b
+            if boundary == "reflective":
+                rr, cc = _reflect(rr, H), _reflect(cc, W)
+            elif not (0 <= rr < H and 0 <= cc < W):
+                continue
+            A[i, rr * W + cc] += psf_value(kind, a, b, **kw) / total
+    return A
+
+
+def blur1d_periodic(n, band, sigma):
+    A = np.zeros((n, n))
+    for i in range(n):
+        for j in range(n):
+            d = min_image(i - j, n)
+            if abs(d) < band:
+                A[i, j] = math.exp(-(d * d) / (2 * sigma**2)) / (math.sqrt(2 * math.pi) * sigma)
+    return A

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from naive import naive_output_pc_angles
+from naive import naive_lmmse, naive_output_pc_angles
 
 import fastinv
 from fastinv.auditing.angles import ON_DATA_PREFIX, cov_sqrt, output_angles
@@ -78,10 +78,11 @@ def lmmse_audit(shaw16):
     """The audit of a 'network' that is exactly the LMMSE estimator (no Jacobians)."""
     op, X, Y, Xt, Yt, prior = shaw16
     noise = {"level": 0.01, "type": "relative"}
-    from fastinv.auditing.references import noise_covariance
-
-    nv = noise_covariance(noise, op.A, prior.mean(), prior.cov())
-    Cl, bl = estimators.lmmse(op.A, prior.mean(), prior.cov(), nv)
+    # relative noise e = level ‖Ax‖ z/‖z‖: σ² = level² E‖Ax‖² / n (written out here, not the
+    # audit's own noise_covariance, which tests/test_report_numbers.py checks on its own)
+    mu, Sx, A = prior.mean(), prior.cov(), op.A
+    nv = 0.01**2 * (np.trace(A @ Sx @ A.T) + np.sum((A @ mu) ** 2)) / A.shape[0]
+    Cl, bl = naive_lmmse(A, mu, Sx, nv * np.eye(A.shape[0]))
     res = audit(
         _affine_module(Cl, bl), op, probes=Y, test=(Yt, Xt), prior=prior, noise=noise, n_jacobian=0
     )
@@ -103,6 +104,13 @@ def test_lmmse_network_is_reported_closest_to_lmmse(lmmse_audit):
         if k not in ("network", "surrogate", "lmmse"):
             assert v > 0.97 * err["lmmse"], k
     assert any("nearer the optimal linear estimator" in s for s in res.verdict)
+    # its filter factors are LMMSE's: the closest classical filter, at distance ~0
+    filt = res.metrics["filters"]
+    assert filt["closest_classical_filter"] == "lmmse"
+    assert filt["phi_rms_distance_to_C"]["lmmse"] < 1e-6
+    others = [v for k, v in filt["phi_rms_distance_to_C"].items() if k != "lmmse"]
+    assert min(others) > 1e-4
+    assert any(s.startswith("Closest classical filter: LMMSE / Wiener") for s in res.verdict)
 
 
 def test_gaussian_tanh_network_mean_jacobian_equals_C():

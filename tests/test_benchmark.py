@@ -108,7 +108,12 @@ def test_scaling_writes_table_plot_json(tiny_run):
     assert data["expected_exponents"] == {s: EXPECTED_EXPONENT[s] for s in res.stages}
     assert data["machine"]["versions"]["numpy"] == np.__version__
     # atomic writes leave no temporaries behind
-    assert sorted(p.name for p in out.iterdir()) == ["bench.md", "scaling.json", "scaling.png"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "bench.md",
+        "manifest.json",
+        "scaling.json",
+        "scaling.png",
+    ]
     assert json.loads(json.dumps(res.to_dict())) == data
 
 
@@ -159,8 +164,11 @@ def test_cuda_without_gpu_is_refused_cleanly():
     with pytest.raises(FastinvError, match="no CUDA device"):
         scaling([16], ["rsvd"], device="cuda")
     res = CliRunner().invoke(bench, ["--device", "cuda", "--ns", "16"])
-    assert res.exit_code == 0
-    assert "skipped" in res.output
+    assert res.exit_code == 2
+    assert res.output.strip().splitlines() == [
+        "error: --device cuda was asked for but no CUDA device is available; "
+        "use --device cpu or auto"
+    ]
 
 
 def test_machine_info_is_json():

@@ -200,6 +200,23 @@ def test_landweber_noisy_equals_population_gd(rng):
     assert rel(E.landweber_noisy(A, eta, 10**7, nv), E.tikhonov(A, nv)) < 1e-10
 
 
+@pytest.mark.parametrize("t", [1, 7, 60])
+def test_landweber_filter_factors_with_noise_match_gd(rng, t):
+    """filter_factors_landweber(s, η, t, ν > 0) = diag(Vᵀ W U S) of t population GD steps."""
+    A = random_matrix(rng, 12, 12, smin=0.02)
+    nv = 5e-3
+    eta = 1.5 / (np.linalg.norm(A, 2) ** 2 + nv)  # η(σ² + ν) up to 1.5: sign-alternating terms
+    W = naive_landweber_noisy(A, eta, t, nv)
+    U, s, Vt = np.linalg.svd(A)
+    expect = np.diag(Vt @ W @ U @ np.diag(s))
+    got = E.filter_factors_landweber(s, eta, t, noise_var=nv)
+    np.testing.assert_allclose(got, expect, rtol=1e-10, atol=1e-13)
+    # ν enters twice (the shrink σ²/(σ² + ν) and the step); they cancel after one step
+    # (φ = ησ²), after more the noise-free factors differ
+    diff = np.max(np.abs(got - E.filter_factors_landweber(s, eta, t)))
+    assert diff < 1e-15 if t == 1 else diff > 1e-3
+
+
 def test_landweber_filter_factors_stable_and_edge_cases():
     s = np.array([1.0, 1e-4, 1e-10, 0.0])
     phi = E.filter_factors_landweber(s, 1.0, 10)

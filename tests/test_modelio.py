@@ -183,11 +183,11 @@ def test_torchscript_traced_any_extension(tmp_path):
 
 
 def _export_or_skip(net, example, dynamic):
-    try:
-        ds = ({0: torch.export.Dim("batch")},) if dynamic else None
-        return torch.export.export(net, (example,), dynamic_shapes=ds)
-    except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"torch.export cannot export this module in torch {torch.__version__}: {exc}")
+    """Skip only where torch has no torch.export; an export failure is a regression."""
+    if not hasattr(torch, "export") or not hasattr(torch.export, "export"):
+        pytest.skip(f"torch {torch.__version__} has no torch.export")
+    ds = ({0: torch.export.Dim("batch")},) if dynamic else None
+    return torch.export.export(net, (example,), dynamic_shapes=ds)
 
 
 def test_export_dynamic_batch(tmp_path):
@@ -340,10 +340,8 @@ def test_fn_batching_and_input_checks(tmp_path):
 
 
 def test_fastinv_own_format(tmp_path):
-    try:
-        from fastinv.nets.models import make_model, save_model
-    except ImportError as exc:  # pragma: no cover - fastinv.nets.models is another stage
-        pytest.skip(f"fastinv.nets.models not available: {exc}")
+    from fastinv.nets.models import make_model, save_model
+
     net = make_model("mlp", N, width=16, seed=0)
     path = tmp_path / "fi.pt"
     save_model(net, str(path))

@@ -32,6 +32,8 @@ ALL = [
     "gravity",
     "wing",
     "blur1d",
+    "blur2d",
+    "inpaint",
     "random",
     "identity",
 ]
@@ -294,7 +296,7 @@ def test_wing_solution_support():
 def test_blur1d_definition():
     n = 12
     op = make_operator("blur1d", n)
-    assert op.params == {"band": 3, "sigma": 0.7}
+    assert op.params == {"band": 3, "sigma": 0.7, "boundary": "zero"}
     np.testing.assert_allclose(op.A, naive.blur1d(n), rtol=1e-15)
     i, j = np.indices((n, n))
     assert np.all(op.A[np.abs(i - j) >= 3] == 0)
@@ -411,7 +413,7 @@ def test_from_array_copies_and_validates():
 def test_list_operators_describes_and_builds():
     entries = list_operators()
     assert [e["name"] for e in entries] == ALL
-    valid_n = {"phillips": 8}
+    valid_n = {"phillips": 8, "blur2d": 9}
     for e in entries:
         assert {"name", "description", "params", "constraint"} <= set(e)
         assert isinstance(e["description"], str) and e["description"]

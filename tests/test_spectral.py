@@ -11,6 +11,7 @@ from naive import (
     gaussian_blur,
     naive_filter_factor_matrix,
     naive_henrici,
+    naive_phi_counts,
     naive_principal_angles,
 )
 
@@ -228,7 +229,14 @@ def test_compare_with_references_and_arrays(rng):
     summ = c.to_dict()
     json.dumps(summ, allow_nan=False)
     ps = summ["phi_summary"]
-    assert ps["first_suppressed"] is not None and ps["n_inverted"] < 40
+    # Tikhonov's φ = σ²/(σ² + λ) in closed form: the counts follow by plain loops
+    phi_exact = svd[1] ** 2 / (svd[1] ** 2 + lam)
+    k_inv, k_sup = naive_phi_counts(phi_exact)
+    assert 0 < k_inv < k_sup < 40  # a non-trivial case
+    assert (ps["n_inverted"], ps["first_suppressed"]) == (k_inv, k_sup)
+    assert ps["n_inverted_total"] == int(np.sum(np.abs(phi_exact - 1) <= 0.1))
+    assert ps["n_suppressed"] == int(np.sum(np.abs(phi_exact) <= 0.1))
+    assert ps["dof"] == pytest.approx(phi_exact.sum(), rel=1e-10)
     assert ps["suppressed_fraction_after"] == 1.0  # Tikhonov φ is monotone
     arr = c.arrays()
     assert arr["phi"].shape == (40,) and arr["sv_ref_tik"].shape == (40,)

@@ -99,3 +99,26 @@ def test_cluster_bootstrap_counts_runs_not_rows(rng):
     assert np.isnan(two.ci_low) and np.isnan(two.ci_high) and two.n_groups == 2
     with pytest.raises(FastinvError, match="one label per row"):
         correlate(xr, yr, groups=runs[:-1])
+
+
+def test_correlate_interval_is_the_naive_percentile_bootstrap():
+    """The interval is the (2.5 %, 97.5 %) percentile of ρ over resampled rows (same draws),
+    and 3 independent groups are enough for one (mutation-testing survivors)."""
+    from naive import naive_spearman
+
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal(9)
+    y = x + rng.standard_normal(9)
+    c = correlate(x, y, n_boot=400, level=0.95, seed=3)
+    draws = np.random.default_rng(3)
+    boots = []
+    for _ in range(400):
+        idx = draws.integers(0, 9, 9)
+        if len(set(x[idx])) > 1 and len(set(y[idx])) > 1:
+            boots.append(st.spearmanr(x[idx], y[idx]).statistic)
+    lo, hi = np.quantile(boots, [0.025, 0.975])
+    assert (c.ci_low, c.ci_high) == pytest.approx((lo, hi), abs=1e-12)
+    assert c.rho == pytest.approx(naive_spearman(list(x), list(y)), abs=1e-12)
+    groups = np.repeat(["a", "b", "c"], 3)
+    g3 = correlate(x, y, groups=groups, n_boot=50, seed=0)
+    assert g3.n_groups == 3 and np.isfinite(g3.ci_low) and np.isfinite(g3.ci_high)

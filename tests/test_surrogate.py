@@ -273,6 +273,14 @@ def test_merge_equals_one_pass(rng, offset, offset_b):
     f1, f2 = one.solve(), merged.solve()
     _close(f2.C, f1.C, 1e-12)
     _close(f2.b, f1.b, 1e-12 * max(1.0, offset))
+    # Σ‖x − x̄‖² and R² need the merge's between-group term w·(x̄_b − x̄_a)²: check both
+    # against the two-pass reference (means, M_yy, M_xy and C do not involve it)
+    *_, txx = centred_moments(Y, X)
+    assert m2["trace_M_xx"] == pytest.approx(txx, rel=1e-9)
+    assert m1["trace_M_xx"] == pytest.approx(txx, rel=1e-9)
+    r2 = r2_direct(Y, X, f1.C, f1.b)  # compare 1 − R² (R² is near 1 here)
+    assert 1 - f2.r2 == pytest.approx(1 - r2, rel=1e-6)
+    assert 1 - f1.r2 == pytest.approx(1 - r2, rel=1e-6)
     # merging continues to work after more updates
     merged.update(Y[:10], X[:10])
     one.update(Y[:10], X[:10])

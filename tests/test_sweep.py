@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from naive import naive_spearman
 
 from fastinv.cli.sweep import sweep
 from fastinv.errors import FastinvError
@@ -94,8 +95,20 @@ def test_sweep_json_shape(small):
                 assert math.isfinite(v), (k, v)
             else:
                 assert v is not None, k
-        assert 0 < r["err_net"] < 10 and r["r2"] <= 1
         assert r["ood_noise_level"] == pytest.approx(0.02)
+    # the filter-factor counts of each row, by plain loops over filter_factors.npz
+    phis = np.load(out / "filter_factors.npz")["phi"]
+    assert phis.shape[0] == len(rows)
+    for r, phi in zip(rows, phis, strict=True):
+        assert r["phi_count_ge_0.9"] == sum(1 for p in phi if p >= 0.9)
+        first = next((i for i, p in enumerate(phi) if p <= 0.1), len(phi))
+        assert r["phi_first_le_0.1"] == first
+    # every printed ρ, recomputed from the rows (no ties in these columns)
+    for c in d["correlations"]:
+        x = [r[c["x"]] for r in rows]
+        y = [r[c["y"]] for r in rows]
+        assert len(set(x)) == len(x) and len(set(y)) == len(y), c["y"]
+        assert c["rho"] == pytest.approx(naive_spearman(x, y), abs=1e-12), c["y"]
     names = {(c["x"], c["y"]) for c in d["correlations"]}
     assert ("err_net", "dist_inv_2") in names and ("err_net", "dist_lmmse_2") in names
     for c in d["correlations"]:

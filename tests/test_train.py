@@ -73,9 +73,11 @@ def test_make_model_reproducible_without_global_rng():
     b = make_model("mlp", 6, seed=3)
     c = make_model("mlp", 6, seed=4)
     o = make_model("residual", 6, init="orthogonal", seed=3)
+    o_same = make_model("residual", 6, init="orthogonal", seed=3)
+    o_other = make_model("residual", 6, init="orthogonal", seed=4)
     assert torch.equal(state, torch.random.get_rng_state())
     assert _params_equal(a, b) and not _params_equal(a, c)
-    assert o is not None
+    assert _params_equal(o, o_same) and not _params_equal(o, o_other)
 
 
 @pytest.mark.parametrize(

@@ -75,10 +75,12 @@ def audit(
     ----------
     model : torch.nn.Module or callable
         Maps an (m, n) batch of measurements to (m, n) reconstructions.
-    op : Operator
-        The forward operator (its cached SVD is used throughout).
+    op : Operator or ndarray of shape (n, n)
+        The forward operator (its cached SVD is used throughout); an array is wrapped as an
+        Operator.
     probes : ndarray of shape (N, n)
-        Inputs at which the affine surrogate C is fitted (20 % held out for R²).
+        Inputs at which the affine surrogate C is fitted (20 % held out for R² when there are
+        at least 50); at least 2.
     test : (Y_test, X_test or None)
         The common test set; without targets the report says which numbers it cannot give.
     validation : (Y_val, X_val), optional
@@ -102,8 +104,10 @@ def audit(
     """
     rep = Reporter(prefix="", sink=log)
     notes: list[str] = []
-    U, s, _ = op.svd
+    op = sections.as_operator(op)
     probes, Y_test, X_test = sections.check_inputs(op, probes, test)
+    sections.check_audit_memory(op.n, probes.shape[0] + Y_test.shape[0])
+    U, s, _ = op.svd
     f, is_torch = sections.as_callable(model)
     with rep.stage("surrogate", "fitting the affine surrogate C"):
         fit = sections.fit_affine_surrogate(model, probes, seed=seed, notes=notes)

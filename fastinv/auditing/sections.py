@@ -18,7 +18,7 @@ from fastinv._validation import check_2d, check_finite
 from fastinv.auditing.angles import ON_DATA_PREFIX, output_angles
 from fastinv.auditing.references import References, build_references
 from fastinv.errors import FastinvError
-from fastinv.io import to_jsonable
+from fastinv.io import check_memory, to_jsonable
 from fastinv.linalg import spectral
 from fastinv.linalg.stats import relative_error
 
@@ -27,8 +27,10 @@ __all__ = [
     "SpectralFindings",
     "SpectralPlan",
     "as_callable",
+    "as_operator",
     "audit_arrays",
     "audit_metrics",
+    "check_audit_memory",
     "check_inputs",
     "errors_on_test",
     "fit_affine_surrogate",
@@ -44,16 +46,59 @@ __all__ = [
 # inputs, surrogate, the network on the test set
 
 
+def as_operator(op):
+    """``op`` as an Operator: an Operator as it is, an (n, n) array wrapped as one."""
+    if all(hasattr(op, name) for name in ("A", "n", "svd", "singular")):
+        return op
+    if isinstance(op, (np.ndarray, list, tuple)):
+        from fastinv.problem.operators import Operator
+
+        return Operator.from_array(op)
+    raise FastinvError(
+        f"op must be an Operator (fastinv.make_operator / load_operator) or an (n, n) array, "
+        f"got {type(op).__name__}"
+    )
+
+
 def check_inputs(op, probes, test) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(probes, Y_test, X_test) checked against the operator's size n (X_test may be None)."""
+    """(probes, Y_test, X_test) checked against the operator's size n (X_test may be None):
+    at least 2 probes (an affine fit and a covariance need two), a (Y_test, X_test or None)
+    pair of finite arrays, and a non-zero A."""
     n = op.n
     probes = check_2d(probes, "probes", shape=(None, n))
+    if probes.shape[0] < 2:
+        raise FastinvError(
+            f"probes must have at least 2 rows (an affine fit needs two points), got "
+            f"{probes.shape[0]}; give more probes (at least n = {n} for a full-rank C)"
+        )
     check_finite(probes, "probes")
+    if not isinstance(test, (tuple, list)) or len(test) != 2:
+        raise FastinvError(
+            f"test must be a pair (Y_test, X_test or None), got {type(test).__name__}; pass "
+            "test=(Y_test, None) when there are no targets"
+        )
     Y_test, X_test = test
     Y_test = check_2d(Y_test, "test inputs", shape=(None, n))
+    if Y_test.shape[0] < 1:
+        raise FastinvError("test inputs must have at least one row, got 0")
+    check_finite(Y_test, "test inputs")
     if X_test is not None:
         X_test = check_2d(X_test, "test targets", shape=(Y_test.shape[0], n))
+        check_finite(X_test, "test targets")
+    if not np.any(op.A):
+        raise FastinvError("the operator A is all zeros: there is nothing to invert; check A")
     return probes, Y_test, X_test
+
+
+def check_audit_memory(n: int, rows: int) -> None:
+    """Refuse an audit whose n x n matrices (about 32 alive at once) and a copy of the
+    inputs will not fit in the memory available now."""
+    check_memory(
+        8 * n * n * 32 + 8 * n * 2 * rows,
+        f"auditing at n = {n}",
+        suggestion="free memory or audit at a smaller n",
+        fraction=1.0,
+    )
 
 
 def as_callable(model, *, batch_size: int = 4096):

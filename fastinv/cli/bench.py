@@ -57,15 +57,16 @@ DEFAULT_MAX_N = 2048
 )
 @common.device_option(
     "cpu",
-    help="cuda: fit_linear, rsvd and svd_full through torch on the GPU (skipped without CUDA)",
+    help="cuda: fit_linear, rsvd and svd_full through torch on the GPU (refused without CUDA)",
 )
 @common.seed_option()
 @common.out_option(help="output folder [runs/bench-<time>]")
+@common.force_option()
 @click.option("--no-plot", is_flag=True, help="do not write scaling.png")
 @common.quiet_option()
 @common.friendly
 def bench(ns, max_n, stages, repeats, samples_per_n, k, n_iter, fit_points, device, seed, out,
-          no_plot, quiet):  # fmt: skip
+          force, no_plot, quiet):  # fmt: skip
     """Time each stage (data generation, the surrogate fit, randomized and full SVD) over n,
     fit the growth exponent p of t ≈ c·n^p, and write bench.md, scaling.png and scaling.json."""
     from fastinv._device import cuda_available
@@ -75,8 +76,9 @@ def bench(ns, max_n, stages, repeats, samples_per_n, k, n_iter, fit_points, devi
     if not sizes:
         raise FastinvError(f"no size in --ns is at most --max-n = {max_n}; raise --max-n")
     if device == "cuda" and not cuda_available():
-        click.echo("skipped: --device cuda was asked for but no CUDA device is available", err=True)
-        return
+        raise FastinvError(
+            "--device cuda was asked for but no CUDA device is available; use --device cpu or auto"
+        )
     stage_list = [s.strip() for s in stages.split(",") if s.strip()]
     if out is None:
         out = common.default_out("bench")
@@ -93,6 +95,7 @@ def bench(ns, max_n, stages, repeats, samples_per_n, k, n_iter, fit_points, devi
         seed=seed,
         plot=not no_plot,
         log=_stderr_log(quiet),
+        force=force,
     )
     click.echo(res.to_markdown())
     click.echo(f"fastinv bench finished in {res.wall_s:.1f} s — {Path(out) / 'bench.md'}")

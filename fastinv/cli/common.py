@@ -12,9 +12,12 @@ Nothing here imports a command module, so every command can import this one.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,6 +27,8 @@ from fastinv.errors import FastinvError
 
 __all__ = [
     "CATALOGUE_N",
+    "INTERRUPTED_EXIT",
+    "Terminated",
     "activation_option",
     "batch_size_option",
     "catalogue_n",
@@ -65,20 +70,49 @@ def _fail(msg: str) -> None:
     sys.exit(2)
 
 
+#: the exit code of an interrupted command (Ctrl-C or SIGTERM), as a shell reports SIGINT
+INTERRUPTED_EXIT = 130
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is, so that it ends as Ctrl-C ends it."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM raises :class:`Terminated` while the block runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def friendly(fn):
-    """Bad input becomes one line on stderr and exit code 2, never a traceback."""
+    """Bad input becomes one line on stderr and exit code 2, never a traceback; Ctrl-C and
+    SIGTERM one line (what became of the output folder) and exit code 130."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with _sigterm_as_interrupt():
+                return fn(*args, **kwargs)
         except FastinvError as e:
             _fail(str(e))
         except MemoryError:
             _fail("ran out of memory; use fewer --samples or probes, or a smaller --n")
-        except KeyboardInterrupt:
-            click.echo("interrupted; files already written are complete", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as e:
+            what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+            note = getattr(e, "fastinv_note", None) or "no output folder was written"
+            click.echo(f"{what}; {note}", err=True)
+            sys.exit(INTERRUPTED_EXIT)
 
     return wrapper
 
@@ -189,13 +223,20 @@ def size_list(text: str, what: str) -> list[int]:
 
 def catalogue_n(operator: str, n: int | None) -> int | None:
     """``n``, or :data:`CATALOGUE_N` when none is given for a catalogue operator (a matrix file
-    brings its own size)."""
-    from fastinv.problem.operators import LOADABLE_SUFFIXES
+    or a ``module:function`` factory brings its own size)."""
+    from fastinv.problem.operators import LOADABLE_SUFFIXES, is_factory_spec
 
     is_file = Path(operator).suffix.lower() in LOADABLE_SUFFIXES
-    return CATALOGUE_N if n is None and not is_file else n
+    sized = is_file or is_factory_spec(operator)
+    return CATALOGUE_N if n is None and not sized else n
 
 
 def default_out(name: str) -> Path:
-    """``runs/<name>-<YYYYmmdd-HHMMSS>``: the output folder when ``--out`` is not given."""
-    return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    """``runs/<name>-<YYYYmmdd-HHMMSS>``: the output folder when ``--out`` is not given
+    (``-2``, ``-3``, ... appended when that folder exists already)."""
+    base = Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out, i = base, 1
+    while out.exists() or out.with_name(f".{out.name}.lock").exists():
+        i += 1
+        out = base.with_name(f"{base.name}-{i}")
+    return out

@@ -29,7 +29,14 @@ import numpy as np
 import scipy.linalg as sla
 
 from fastinv._device import float_dtype
-from fastinv._validation import check_2d, check_finite, check_float, check_int, check_matrix
+from fastinv._validation import (
+    check_2d,
+    check_finite,
+    check_float,
+    check_int,
+    check_matrix,
+    check_real_array,
+)
 from fastinv.errors import FastinvError
 
 _EPS = float(np.finfo(np.float64).eps)
@@ -193,9 +200,7 @@ def _real(x, what: str, **bounds) -> float:
 
 
 def _singular_values_arg(s) -> np.ndarray:
-    s = np.asarray(s, dtype=np.float64)
-    if s.ndim != 1:
-        raise FastinvError(f"singular values must be a 1-D array, got shape {s.shape}")
+    s = check_real_array(s, "singular values", ndim=1)
     check_finite(s, "singular values")
     if np.any(s < 0):
         raise FastinvError("singular values must be non-negative")

@@ -538,6 +538,12 @@ def _match_eigs(lam: np.ndarray, mu: np.ndarray) -> np.ndarray:
     from scipy.optimize import linear_sum_assignment
 
     cost = np.abs(lam[:, None] - mu[None, :])
+    if not np.isfinite(cost).all():
+        raise FastinvError(
+            "the eigenvalues of M and B cannot be compared in float64 (largest |λ| "
+            f"{np.abs(lam).max():.3g}, |μ| {np.abs(mu).max():.3g}: they or their differences "
+            "overflow); rescale the matrices"
+        )
     r, c = linear_sum_assignment(cost)
     return cost[r, c]
 

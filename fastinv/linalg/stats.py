@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from fastinv._validation import check_real_array
 from fastinv.errors import FastinvError
 
 __all__ = ["Correlation", "correlate", "partial_spearman", "relative_error", "spearman"]
@@ -26,6 +27,10 @@ def relative_error(Xhat: np.ndarray, X: np.ndarray, *, floor: float | None = Non
     -------
     float
     """
+    Xhat = check_real_array(Xhat, "Xhat")
+    X = check_real_array(X, "X")
+    if Xhat.shape != X.shape:
+        raise FastinvError(f"Xhat and X must have the same shape, got {Xhat.shape} and {X.shape}")
     den = np.linalg.norm(X)
     if floor is not None:
         den = max(den, floor)
@@ -62,9 +67,18 @@ def _rank(a: np.ndarray) -> np.ndarray:
     return stats.rankdata(a)
 
 
+def _columns(*cols) -> list[np.ndarray]:
+    """The columns as 1-D float64 arrays of one length (FastinvError otherwise)."""
+    out = [check_real_array(c, f"column {i + 1}", ndim=1) for i, c in enumerate(cols)]
+    if len({len(c) for c in out}) > 1:
+        raise FastinvError(f"columns must have the same length, got {[len(c) for c in out]}")
+    return out
+
+
 def spearman(x, y) -> float:
     """Spearman's rank correlation (Pearson correlation of the ranks, ties averaged)."""
-    rx, ry = _rank(np.asarray(x, float)), _rank(np.asarray(y, float))
+    x, y = _columns(x, y)
+    rx, ry = _rank(x), _rank(y)
     if np.std(rx) == 0 or np.std(ry) == 0:
         return float("nan")
     return float(np.corrcoef(rx, ry)[0, 1])
@@ -72,7 +86,7 @@ def spearman(x, y) -> float:
 
 def partial_spearman(x, y, z) -> float:
     """Spearman correlation of x and y controlling for z (residuals of ranks on z's ranks)."""
-    rx, ry, rz = (_rank(np.asarray(v, float)) for v in (x, y, z))
+    rx, ry, rz = (_rank(v) for v in _columns(x, y, z))
     if np.std(rz) == 0:
         return spearman(x, y)
     Z = np.column_stack([np.ones_like(rz), rz])

@@ -396,8 +396,8 @@ def fit_surrogate(
     """
     Y = check_real_2d(Y, "Y")
     N, n = Y.shape
-    if N == 0:
-        raise FastinvError("Y has no rows; pass at least one probe")
+    if N == 0 or n == 0:
+        raise FastinvError(f"Y must have at least one row and one column, got shape {Y.shape}")
     ridge = check_float(ridge, "ridge", lo=0)
     chunk = chunk_rows(chunk_size, n, n, N)
     batch = chunk if batch_size is None else check_int(batch_size, "batch_size", lo=1)

@@ -22,14 +22,30 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from fastinv._validation import check_int, fail
 from fastinv.errors import FastinvError
+from fastinv.io import check_memory
+from fastinv.problem.structured import (
+    DiagonalMap,
+    KroneckerMap,
+    LinearMap,
+    PeriodicConvolution,
+    ReflectiveConvolution,
+    ZeroConvolution,
+)
 
-__all__ = ["CATALOGUE", "OperatorSpec", "build", "random_singular_values"]
+__all__ = [
+    "CATALOGUE",
+    "OperatorSpec",
+    "build",
+    "memory_estimate",
+    "psf_weights",
+    "random_singular_values",
+]
 
 
 # --------------------------------------------------------------------------------------
@@ -389,22 +405,135 @@ def _bump(n: int) -> np.ndarray:
     return np.exp(-(((t - 0.35) / 0.1) ** 2)) + 0.5 * np.exp(-(((t - 0.72) / 0.06) ** 2))
 
 
-def _blur1d(n: int, band: int, sigma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _blur1d(
+    n: int, band: int, sigma: float, boundary: str = "zero"
+) -> tuple[np.ndarray | LinearMap, np.ndarray, np.ndarray]:
     """1-D Gaussian blur: the 1-D factor of Hansen's ``blur.m``.
 
-    ``A_ij = exp(-(i - j)^2 / (2 sigma^2)) / (sqrt(2 pi) sigma)`` for ``|i - j| < band``,
-    else 0: a symmetric banded Toeplitz matrix (``blur.m`` builds the 2-D operator as
-    ``kron(T, T) / (2 pi sigma^2)`` with the same T; defaults band = 3, sigma = 0.7).
-    x is a smooth test signal (two Gaussian bumps), ``b = A x``.
+    ``A_ij = exp(-d^2 / (2 sigma^2)) / (sqrt(2 pi) sigma)`` for ``|d| < band``, else 0, with
+    ``d = i - j`` (``boundary="zero"``: a symmetric banded Toeplitz matrix; ``blur.m`` builds
+    the 2-D operator as ``kron(T, T) / (2 pi sigma^2)`` with the same T; defaults band = 3,
+    sigma = 0.7) or d the minimal image of ``i - j`` modulo n (``boundary="periodic"``: a
+    circulant, kept as a :class:`~fastinv.problem.structured.PeriodicConvolution` with an
+    exact SVD by FFT). x is a smooth test signal (two Gaussian bumps), ``b = A x``.
     """
     import scipy.linalg
 
+    x = _bump(n)
+    if boundary == "periodic":
+        d = _min_image(np.arange(n), n)
+        k = np.where(np.abs(d) < band, np.exp(-(d**2) / (2 * sigma**2)), 0.0)
+        op = PeriodicConvolution(k[None, :] / (math.sqrt(2 * math.pi) * sigma))
+        return op, op.matmat_rows(x[None])[0], x
     band = min(band, n)
     z = np.zeros(n)
     z[:band] = np.exp(-(np.arange(band) ** 2) / (2 * sigma**2))
     A = np.ascontiguousarray(scipy.linalg.toeplitz(z)) / (math.sqrt(2 * math.pi) * sigma)
-    x = _bump(n)
     return A, A @ x, x
+
+
+# --------------------------------------------------------------------------------------
+# images: blur2d, inpaint
+# --------------------------------------------------------------------------------------
+
+
+def _min_image(a: np.ndarray, N: int) -> np.ndarray:
+    """The offset in [-N//2, N - N//2) congruent to ``a`` modulo N (-N/2 for the tie at N/2)."""
+    return (a + N // 2) % N - N // 2
+
+
+def psf_weights(psf: str, dr, dc, *, sigma: float, radius: float, length: float, angle: float):
+    """Unnormalised PSF values at integer offsets (dr down the rows, dc along the columns).
+
+    ``gaussian``: ``exp(-(dr^2 + dc^2) / (2 sigma^2))``; ``disk``: 1 where
+    ``dr^2 + dc^2 <= radius^2``; ``motion``: 1 on the pixels whose centres lie within 1/2 of the
+    segment of ``length`` centred at 0 in the direction ``angle`` (degrees, counter-clockwise
+    from the column axis, so 0 is a horizontal and 90 a vertical blur), i.e. with
+    ``|t| <= length/2`` and ``|distance to the line| <= 1/2``.
+    """
+    dr = np.asarray(dr, dtype=np.float64)
+    dc = np.asarray(dc, dtype=np.float64)
+    if psf == "gaussian":
+        return np.exp(-(dr**2 + dc**2) / (2 * sigma**2))
+    if psf == "disk":
+        return (dr**2 + dc**2 <= radius**2 + 1e-9).astype(np.float64)
+    a = math.radians(angle)
+    ux, uy = math.cos(a), math.sin(a)  # along (columns, up = -rows)
+    t = dc * ux - dr * uy
+    dist = dc * uy + dr * ux
+    tol = 1e-9
+    return ((np.abs(t) <= length / 2 + tol) & (np.abs(dist) <= 0.5 + tol)).astype(np.float64)
+
+
+def _psf_kwargs(p: dict) -> dict:
+    return {k: p[k] for k in ("sigma", "radius", "length", "angle")}
+
+
+def _test_image(shape: tuple[int, int]) -> np.ndarray:
+    """A small phantom on an H x W grid: two Gaussian blobs and a bright rectangle (flattened)."""
+    H, W = shape
+    r = (np.arange(H)[:, None] + 0.5) / H
+    c = (np.arange(W)[None, :] + 0.5) / W
+    img = np.exp(-(((r - 0.3) ** 2 + (c - 0.35) ** 2) / 0.02))
+    img = img + 0.5 * np.exp(-(((r - 0.7) ** 2 + (c - 0.7) ** 2) / 0.005))
+    img = img + 0.8 * ((np.abs(r - 0.7) < 0.12) & (np.abs(c - 0.25) < 0.08))
+    return img.ravel()
+
+
+def _blur2d(
+    n: int, shape, psf: str, boundary: str, **kw
+) -> tuple[LinearMap, np.ndarray, np.ndarray]:
+    """2-D image blur on an H x W grid (n = H W, row-major) with a PSF sampled at integer
+    offsets and normalised to sum 1 (:func:`psf_weights`).
+
+    ``periodic``: circular convolution over the whole torus, ``A[i, j] = psf(Δr, Δc)`` at the
+    minimal-image offset of ``(r_i - r_j, c_i - c_j)`` (exact SVD by the 2-D FFT).
+    ``reflective`` and ``zero``: the PSF on the window ``|dr| <= (H-1)//2``,
+    ``|dc| <= (W-1)//2`` and reflective (half-sample symmetric, exact SVD by the 2-D DCT; the
+    PSF must be doubly symmetric) or zero boundaries (matrix-free; a Gaussian PSF is then
+    separable and the operator is kept as the Kronecker product A_r ⊗ A_c of two 1-D blurs,
+    with an exact SVD). x is a phantom (:func:`_test_image`), b = A x.
+    """
+    H, W = shape
+    x = _test_image(shape)
+    if boundary == "periodic":
+        dr, dc = _min_image(np.arange(H), H), _min_image(np.arange(W), W)
+        K = psf_weights(psf, dr[:, None], dc[None, :], **kw)
+        op = PeriodicConvolution(K / K.sum(), image_shape=shape)
+        return op, op.matmat_rows(x[None])[0], x
+    rH, rW = (H - 1) // 2, (W - 1) // 2
+    dr, dc = np.arange(-rH, rH + 1), np.arange(-rW, rW + 1)
+    if boundary == "zero" and psf == "gaussian":
+        op = KroneckerMap(_toeplitz_blur(dr, H, kw["sigma"]), _toeplitz_blur(dc, W, kw["sigma"]),
+                          image_shape=shape)  # fmt: skip
+        return op, op.matmat_rows(x[None])[0], x
+    K = psf_weights(psf, dr[:, None], dc[None, :], **kw)
+    K = K / K.sum()
+    if boundary == "reflective":
+        op = ReflectiveConvolution(K, shape, image_shape=shape)
+    else:
+        op = ZeroConvolution(K, shape, image_shape=shape)
+    return op, op.matmat_rows(x[None])[0], x
+
+
+def _toeplitz_blur(d: np.ndarray, N: int, sigma: float) -> np.ndarray:
+    """The N x N Toeplitz factor ``g(i - j) / sum(g)`` with ``g`` Gaussian on the offsets d."""
+    g = np.exp(-(d.astype(np.float64) ** 2) / (2 * sigma**2))
+    g = g / g.sum()
+    i = np.arange(N)
+    diff = i[:, None] - i[None, :]
+    return np.where(np.abs(diff) <= d.max(), g[np.clip(diff - d.min(), 0, len(d) - 1)], 0.0)
+
+
+def _inpaint(n: int, shape, fraction: float, seed: int) -> tuple[LinearMap, np.ndarray, np.ndarray]:
+    """A pixel mask ``diag(m)``: ``round(fraction n)`` pixels kept (m = 1), drawn without
+    replacement by ``np.random.default_rng(seed).permutation(n)``, the others 0."""
+    keep = np.random.default_rng(seed).permutation(n)[: int(round(fraction * n))]
+    mask = np.zeros(n)
+    mask[keep] = 1.0
+    op = DiagonalMap(mask, image_shape=shape)
+    x = _bump(n) if shape is None else _test_image(shape)
+    return op, mask * x, x
 
 
 def _haar(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -463,6 +592,22 @@ class OperatorSpec:
     reference: str = ""
     symmetric: bool | None = None
     b_kind: str = "A @ x"
+    #: (n, params) -> bytes the builder needs (checked before building)
+    memory: Callable[[int, dict], float] = field(default=lambda n, p: _dense_memory(n, p))
+
+
+def _dense_memory(n: int, p: dict) -> float:
+    """A dense builder: A and about two (n, n) float64 temporaries."""
+    return 3 * 8.0 * n * n
+
+
+def _blur1d_memory(n: int, p: dict) -> float:
+    return 16 * 8.0 * n if p.get("boundary") == "periodic" else _dense_memory(n, p)
+
+
+def _image_memory(n: int, p: dict) -> float:
+    """An image operator: a few n-vectors (complex spectra, the phantom, the kernel)."""
+    return 16 * 8.0 * n
 
 
 def _check_none(op: str, n: int, p: dict) -> dict:
@@ -514,6 +659,79 @@ def _check_blur1d(op: str, n: int, p: dict) -> dict:
         p["band"] = max(3, math.ceil(4 * p["sigma"]))
     p["band"] = _at_least_one("band", op, _param_int("band", op, p["band"]))
     p["band"] = min(p["band"], n)
+    p["boundary"] = _choice("boundary", op, p["boundary"], ("zero", "periodic"))
+    return p
+
+
+def _choice(name: str, op: str, v, choices: tuple[str, ...]) -> str:
+    if not isinstance(v, str) or v.strip().lower() not in choices:
+        raise fail(f"{op}: parameter {name}", " or ".join(repr(c) for c in choices), v)
+    return v.strip().lower()
+
+
+def _parse_shape(op: str, n: int, v, *, required: bool) -> tuple[int, int] | None:
+    """``shape`` as given (None, "32,32", "32x32", [32, 32], (32, 32)) -> (H, W) with H W = n;
+    None means a square sqrt(n) x sqrt(n) image (refused when n is not a square, if
+    ``required``, else a 1-D signal)."""
+    what = f"{op}: parameter shape"
+    if v is None:
+        r = math.isqrt(n)
+        if r * r == n:
+            return (r, r)
+        if not required:
+            return None
+        raise FastinvError(
+            f"{op} needs n = H * W: n={n} is not a square, so give the image shape, e.g. "
+            f"shape={_factor_hint(n)}"
+        )
+    if isinstance(v, str):
+        parts = v.strip().strip("()[]").replace("x", ",").replace("X", ",").split(",")
+        try:
+            v = [int(t) for t in parts if t.strip()]
+        except ValueError:
+            raise fail(what, "two integers H,W (e.g. shape=32,32)", v) from None
+    if not isinstance(v, (list, tuple)) or len(v) != 2:
+        raise fail(what, "two integers H,W (e.g. shape=32,32)", v)
+    H, W = (_at_least_one("shape", op, _param_int("shape", op, d)) for d in v)
+    if H * W != n:
+        raise FastinvError(f"{op}: shape {H}x{W} has {H * W} pixels but n={n}; pass n={H * W}")
+    return (H, W)
+
+
+def _factor_hint(n: int) -> str:
+    H = max(d for d in range(1, math.isqrt(n) + 1) if n % d == 0)
+    return f"{H},{n // H}"
+
+
+_PSFS = ("gaussian", "disk", "motion")
+_BOUNDARIES = ("periodic", "reflective", "zero")
+
+
+def _check_blur2d(op: str, n: int, p: dict) -> dict:
+    p["shape"] = _parse_shape(op, n, p["shape"], required=True)
+    p["psf"] = _choice("psf", op, p["psf"], _PSFS)
+    p["boundary"] = _choice("boundary", op, p["boundary"], _BOUNDARIES)
+    p["sigma"] = _positive("sigma", op, p["sigma"])
+    p["radius"] = _positive("radius", op, p["radius"])
+    p["length"] = _positive("length", op, p["length"])
+    p["angle"] = _param_float("angle", op, p["angle"])
+    if p["boundary"] == "reflective" and p["psf"] == "motion" and p["angle"] % 90 != 0:
+        raise FastinvError(
+            f"{op}: boundary='reflective' needs a doubly symmetric PSF, and a motion blur at "
+            f"angle={p['angle']:g} is not one (only 0, 90, 180, ... are); use "
+            "boundary='periodic' or 'zero'"
+        )
+    return p
+
+
+def _check_inpaint(op: str, n: int, p: dict) -> dict:
+    p["shape"] = _parse_shape(op, n, p["shape"], required=False)
+    p["fraction"] = _param_float("fraction", op, p["fraction"])
+    if not 0 <= p["fraction"] <= 1:
+        raise fail(f"{op}: parameter fraction", "in [0, 1]", p["fraction"])
+    p["seed"] = _param_int("seed", op, p["seed"])
+    if p["seed"] < 0:
+        raise fail(f"{op}: parameter seed", "a non-negative integer", p["seed"])
     return p
 
 
@@ -637,16 +855,64 @@ CATALOGUE: dict[str, OperatorSpec] = {
             "blur1d",
             "1-D Gaussian blur, symmetric banded Toeplitz (1-D factor of Hansen's blur.m)",
             _blur1d,
-            {"band": None, "sigma": 0.7},
+            {"band": None, "sigma": 0.7, "boundary": "zero"},
             {
                 "band": "half-bandwidth: entries with |i-j| < band are kept; default "
                 "max(3, ceil(4 sigma))",
                 "sigma": "width of the Gaussian in samples",
+                "boundary": "'zero' (banded Toeplitz) or 'periodic' (circulant; exact SVD by FFT)",
             },
             None,
             _check_blur1d,
             f"{_HANSEN}, blur.m (1-D factor)",
             True,
+            memory=_blur1d_memory,
+        ),
+        OperatorSpec(
+            "blur2d",
+            "2-D image blur (Gaussian, disk or motion PSF) with periodic (FFT), reflective "
+            "(DCT) or zero boundaries",
+            _blur2d,
+            {
+                "shape": None,
+                "psf": "gaussian",
+                "sigma": 1.5,
+                "radius": 2.0,
+                "length": 5.0,
+                "angle": 0.0,
+                "boundary": "periodic",
+            },
+            {
+                "shape": "image H,W with H*W = n (e.g. shape=32,32); default square",
+                "psf": "'gaussian' (sigma), 'disk' (radius) or 'motion' (length, angle)",
+                "sigma": "Gaussian width in pixels",
+                "radius": "disk radius in pixels",
+                "length": "motion blur length in pixels",
+                "angle": "motion direction in degrees (0 horizontal, 90 vertical)",
+                "boundary": "'periodic' (exact SVD by 2-D FFT), 'reflective' (doubly symmetric "
+                "PSF; 2-D DCT) or 'zero' (matrix-free; a Gaussian is separable: Kronecker SVD)",
+            },
+            "n = H*W (a square n unless shape is given)",
+            _check_blur2d,
+            "Hansen, Nagy & O'Leary, Deblurring Images (SIAM 2006)",
+            None,
+            memory=_image_memory,
+        ),
+        OperatorSpec(
+            "inpaint",
+            "pixel mask diag(m): a random fraction of the pixels kept, the rest zero",
+            _inpaint,
+            {"shape": None, "fraction": 0.5, "seed": 0},
+            {
+                "shape": "image H,W with H*W = n; default square when n is, else a 1-D signal",
+                "fraction": "share of the pixels kept, in [0, 1]",
+                "seed": "random seed for the mask",
+            },
+            None,
+            _check_inpaint,
+            "",
+            True,
+            memory=_image_memory,
         ),
         OperatorSpec(
             "random",
@@ -714,5 +980,14 @@ def build(
             "(cond = n**decay)"
         )
     p = spec.check(name, n, {**spec.defaults, **params})
+    memory_estimate(name, n, p)
     A, b, x = spec.builder(n, **p)
     return A, b, x, p
+
+
+def memory_estimate(name: str, n: int, params: dict) -> float:
+    """Bytes the builder of ``name`` needs at this n; refused (FastinvError) before anything is
+    allocated when that is more than 80 % of the memory available now."""
+    need = CATALOGUE[name].memory(n, params)
+    check_memory(need, f"{name} at n={n}", suggestion="choose a smaller n")
+    return need

@@ -73,8 +73,9 @@ def generate(
         for float64 (only the smooth prior's n_samples x rank coefficients are extra memory),
         2**23 / n for float32 (two float64 scratch arrays). The result does not depend on it.
     dtype : {numpy.float64, numpy.float32}
-        output dtype. Everything is computed in float64 and each chunk is rounded once at the
-        end, so the float32 result equals the float64 result cast to float32.
+        output dtype (any other is refused). Everything is computed in float64 and each
+        chunk is rounded once at the end, so the float32 result equals the float64 result
+        cast to float32.
     prior_params : dict, optional
         parameters of the prior (when ``prior`` is a name).
 
@@ -104,7 +105,21 @@ def generate(
         forward(xc, yc, key, s, out.native)
         add_noise(yc, key, s)
         out.store(s, e, xc, yc)
+        _check_overflow(out.Y[s:e], A)
     return out.X, out.Y
+
+
+def _check_overflow(Y: np.ndarray, A: np.ndarray) -> None:
+    """Refuse measurements that overflowed (A scaled near the largest float): a finite sum
+    means every entry is finite; only when it is not are the entries looked at."""
+    with np.errstate(all="ignore"):
+        if np.isfinite(Y.sum()) or np.isfinite(Y).all():
+            return
+    amax = float(np.abs(A).max())
+    raise FastinvError(
+        f"y = A x overflows {Y.dtype} (the largest entry of A is {amax:.3g}); rescale A, e.g. "
+        f"divide it by {amax:.3g}, and scale the reconstructions back afterwards"
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -150,10 +165,19 @@ def _check_noise_type(noise_type) -> None:
 
 
 def _output_dtype(dtype) -> np.dtype:
+    """float32 or float64; anything else is refused (an integer or float16 result would
+    silently lose the data)."""
     try:
-        return float_dtype(dtype)
+        d = np.dtype(dtype)
     except TypeError:
-        raise FastinvError(f"dtype must be float32 or float64, got {dtype!r}") from None
+        d = None
+    if d is None or d not in (np.dtype(np.float32), np.dtype(np.float64)):
+        shown = repr(d.name) if d is not None else repr(dtype)
+        raise FastinvError(
+            f"dtype must be float32 or float64, got {shown}; pass dtype=np.float32 or "
+            "np.float64 and convert the result afterwards if you need another type"
+        ) from None
+    return float_dtype(d)
 
 
 # ---------------------------------------------------------------------------------------

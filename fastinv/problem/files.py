@@ -31,8 +31,8 @@ def read_matrix(path, *, key: str | None = None) -> tuple[Any, str | None]:
     ----------
     path : str or path-like
         ``.npy`` (one array), ``.npz`` (one array, or the one named ``key``; a
-        ``scipy.sparse.save_npz`` file is densified), ``.mat`` (``scipy.io.loadmat``; same
-        key rule, MATLAB's ``__header__`` entries ignored; sparse densified), or ``.csv`` /
+        ``scipy.sparse.save_npz`` file stays sparse), ``.mat`` (``scipy.io.loadmat``; same
+        key rule, MATLAB's ``__header__`` entries ignored; sparse stays sparse), or ``.csv`` /
         ``.txt`` (``np.loadtxt``, comma- or whitespace-delimited, ``#`` comments).
     key : str, optional
         Which array to take from a ``.npz`` or ``.mat`` file holding several.
@@ -40,7 +40,8 @@ def read_matrix(path, *, key: str | None = None) -> tuple[Any, str | None]:
     Returns
     -------
     A : array_like
-        The array, not yet validated (may be sparse, 1-D, non-numeric, ...).
+        The array, not yet validated (may be 1-D, non-numeric, ...); a sparse matrix
+        is returned sparse.
     key : str or None
         The name of the array taken from a ``.npz`` or ``.mat`` file; None for the others and
         for a sparse ``.npz`` file.
@@ -48,11 +49,16 @@ def read_matrix(path, *, key: str | None = None) -> tuple[Any, str | None]:
     p, spath = Path(path), str(path)
     suffix = p.suffix.lower()
     _check_path(p, spath, suffix, key)
-    _check_header(p, spath, suffix)
     try:
+        _check_header(p, spath, suffix)
         return _READERS[suffix](p, spath, key)
     except FastinvError:
         raise
+    except PermissionError:
+        raise FastinvError(
+            f"cannot read {spath}: permission denied; make the file readable (chmod u+r) or "
+            "copy it somewhere you can read"
+        ) from None
     except (ValueError, UnicodeDecodeError) as e:
         raise _value_error(e, spath, suffix) from None
     except Exception as e:  # corrupt or truncated files raise many types
@@ -100,7 +106,7 @@ def _read_npz(p: Path, spath: str, key: str | None) -> tuple[Any, str | None]:
         if _SPARSE_NPZ <= set(files) and key is None:
             import scipy.sparse
 
-            return scipy.sparse.load_npz(p).toarray(), None
+            return scipy.sparse.load_npz(p), None
         _, chosen = _pick(dict.fromkeys(files), key, spath)
         return z[chosen], chosen
 

@@ -12,21 +12,29 @@ problem defines them, and a cached SVD. :func:`make_operator` builds one from th
 from __future__ import annotations
 
 import functools
+import importlib
+import inspect
 import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 
+from fastinv._device import float_dtype, is_torch, to_numpy
 from fastinv._validation import check_finite, check_int
 from fastinv.errors import FastinvError
 from fastinv.io import to_jsonable
+from fastinv.problem.adapters import as_linear_map
 from fastinv.problem.catalogue import CATALOGUE, build, random_singular_values
 from fastinv.problem.files import LOADABLE_SUFFIXES, read_matrix
+from fastinv.problem.structured import DenseMap, LinearMap, SparseMap, check_dense_size
 
 __all__ = [
     "LOADABLE_SUFFIXES",
     "Operator",
+    "as_operator",
+    "is_factory_spec",
     "list_operators",
     "load_operator",
     "make_operator",
@@ -40,31 +48,48 @@ __all__ = [
 
 
 class Operator:
-    """A square forward operator ``A`` with its test problem and a cached SVD.
+    """A forward operator ``A`` (m, n) with its test problem and a cached SVD.
+
+    A dense operator holds the matrix (``.A``); a structured or matrix-free one holds a
+    :class:`~fastinv.problem.structured.LinearMap` and makes ``.A`` only when asked (once,
+    cached, refused above :data:`~fastinv.problem.structured.DENSE_MAX_BYTES` or the memory
+    available), so the dense pipeline runs on it at small n while :meth:`apply`,
+    :meth:`adjoint` and :meth:`svd_topk` never need the matrix.
 
     Parameters
     ----------
-    A : array_like of shape (n, n)
-        The matrix. It is validated (real, finite, square, non-empty) and stored as a
-        C-contiguous float64 array. Do not modify ``op.A`` in place: the SVD is cached.
+    A : array_like of shape (n, n), or LinearMap
+        The matrix (validated: real, finite, square, non-empty; stored as a C-contiguous
+        float64 array; do not modify ``op.A`` in place: the SVD is cached), or a linear map
+        of shape (m, n) (not validated further).
     name : str
         Catalogue name, or the file name for a loaded matrix.
     params : dict, optional
         The parameters that built ``A`` (all of them, defaults included).
     x : array_like of shape (n,), optional
         Exact solution of the test problem, if it has one.
-    b : array_like of shape (n,), optional
+    b : array_like of shape (m,), optional
         Exact right-hand side of the test problem where defined (``A @ x`` for most
         problems; the discretised analytic right-hand side for deriv2, phillips, baart,
         foxgood and wing, where ``A @ x`` only approximates it).
     description : str, optional
         One line describing the operator.
+    image_shape : tuple (H, W), optional
+        Image shape of the signals (row-major flattening); default that of the linear map.
 
     Attributes
     ----------
-    A : ndarray of shape (n, n), float64
-    x, b : ndarray of shape (n,) or None
-    n : int
+    A : ndarray of shape (m, n), float64
+    x, b : ndarray of shape (n,), (m,) or None
+    n, m : int
+        Columns (signal size) and rows (measurement size) of A.
+    shape : tuple (m, n)
+    image_shape : tuple (H, W) or None
+        None for 1-D signals.
+    structure : str
+        ``"dense"``, ``"sparse"``, ``"fft2"``, ``"dct2"``, ``"kronecker"``, ``"diagonal"``
+        or ``"matrix-free"``.
+    linear_map : LinearMap
     name : str
     params : dict
     """
@@ -78,14 +103,23 @@ class Operator:
         x=None,
         b=None,
         description: str = "",
+        image_shape=None,
     ) -> None:
-        self.A: np.ndarray = _as_square_matrix(A, "A")
-        self.n: int = int(self.A.shape[0])
+        if isinstance(A, LinearMap):
+            self._A = None
+            self.linear_map: LinearMap = A
+        else:
+            self._A = _as_square_matrix(A, "A")
+            self.linear_map = DenseMap(self._A)
+        self.shape: tuple[int, int] = self.linear_map.shape
+        self.m, self.n = self.shape
+        self.image_shape = _image_shape(image_shape or self.linear_map.image_shape, self.n)
+        self.structure: str = self.linear_map.structure
         self.name: str = str(name)
         self.params: dict = dict(params or {})
         self.description: str = description
         self.x: np.ndarray | None = _as_vector(x, self.n, "x")
-        self.b: np.ndarray | None = _as_vector(b, self.n, "b")
+        self.b: np.ndarray | None = _as_vector(b, self.m, "b")
 
     @classmethod
     def from_array(cls, A, *, name: str = "matrix", x=None, b=None) -> Operator:
@@ -103,13 +137,91 @@ class Operator:
         A = np.array(A, copy=True) if isinstance(A, np.ndarray) else A
         return cls(A, name=name, params={}, x=x, b=b, description="user-supplied matrix")
 
+    @classmethod
+    def from_linear_map(
+        cls, obj, *, name: str = "linear map", image_shape=None, x=None, b=None
+    ) -> Operator:
+        """Wrap a linear map the user already has (see :func:`as_operator`)."""
+        return as_operator(obj, name=name, image_shape=image_shape, x=x, b=b)
+
+    # the matrix ---------------------------------------------------------------------
+    @property
+    def A(self) -> np.ndarray:
+        """The dense matrix (made from the linear map on first use and cached)."""
+        if self._A is None:
+            self._A = self.to_dense()
+        return self._A
+
+    def to_dense(self, *, max_bytes: float | None = None) -> np.ndarray:
+        """A as a dense (m, n) float64 array; refused with a FastinvError when it would need
+        more than ``max_bytes`` (default :data:`~fastinv.problem.structured.DENSE_MAX_BYTES`)
+        or 80 % of the memory available. The returned array is ``.A`` itself for a dense
+        operator: do not modify it."""
+        if self._A is not None:
+            return self._A
+        check_dense_size(self.shape, f"{self.name}: to_dense()", max_bytes=max_bytes)
+        return np.ascontiguousarray(self.linear_map.to_dense(), dtype=np.float64)
+
+    # the linear map -------------------------------------------------------------------
+    def apply(self, X):
+        """``X Aᵀ``: A applied to each row of X (n,) or (b, n); NumPy or torch, dtype kept."""
+        return self._rows(X, adjoint=False)
+
+    def adjoint(self, Y):
+        """``Y A``: Aᵀ applied to each row of Y (m,) or (b, m); NumPy or torch, dtype kept."""
+        return self._rows(Y, adjoint=True)
+
+    def _rows(self, X, *, adjoint: bool):
+        n_in = self.m if adjoint else self.n
+        what = "adjoint input" if adjoint else "apply input"
+        shp = tuple(X.shape) if hasattr(X, "shape") else np.shape(X)
+        if len(shp) not in (1, 2) or shp[-1] != n_in:
+            raise FastinvError(
+                f"{what} must have shape ({n_in},) or (batch, {n_in}) for A of shape "
+                f"{self.shape}, got {shp}"
+            )
+        if is_torch(X):
+            return self._torch_rows(X, adjoint)
+        arr = np.asarray(X)
+        dt = float_dtype(arr.dtype)
+        rows = arr.reshape(1, -1) if arr.ndim == 1 else arr
+        if self.structure == "dense":  # one GEMM in the input's precision
+            A = self._A if dt == np.float64 else self._A.astype(dt)
+            out = rows @ A if adjoint else rows @ A.T
+        else:
+            rows = np.asarray(rows, dtype=np.float64)
+            f = self.linear_map.rmatmat_rows if adjoint else self.linear_map.matmat_rows
+            out = f(rows)
+        out = np.asarray(out, dtype=dt)
+        return out[0] if arr.ndim == 1 else out
+
+    def _torch_rows(self, X, adjoint: bool):
+        """torch: dense products on X's device (differentiable); structured maps through
+        NumPy on the CPU (not differentiable), returned on X's device in X's dtype."""
+        import torch
+
+        dt = X.dtype if X.dtype in (torch.float32, torch.float64) else torch.float64
+        if self.structure == "dense":
+            A = torch.as_tensor(self.A, dtype=dt, device=X.device)
+            Xd = X.to(dt)
+            return Xd @ A if adjoint else Xd @ A.T
+        out = self._rows(to_numpy(X).astype(np.float64), adjoint=adjoint)
+        return torch.as_tensor(out, dtype=dt, device=X.device)
+
+    # spectra --------------------------------------------------------------------------
     @functools.cached_property
     def svd(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(U, s, Vt)`` with ``A = U @ diag(s) @ Vt``, s descending; computed once.
 
-        LAPACK ``gesdd`` (divide and conquer), falling back to ``gesvd`` when it does not
-        converge. Shapes: U (n, n), s (n,), Vt (n, n).
+        Exact from the structure where the operator has one (FFT, DCT, Kronecker, diagonal;
+        the singular vectors are then made dense, so the same memory limit as
+        :meth:`to_dense` applies), else LAPACK ``gesdd`` (divide and conquer) on ``.A``,
+        falling back to ``gesvd`` when it does not converge. Shapes: U (m, m), s
+        (min(m, n),), Vt (n, n).
         """
+        if self.linear_map.exact_svd:
+            check_dense_size(self.shape, f"{self.name}: the full SVD", copies=2)
+            return self.linear_map.exact_topk(None)
         import scipy.linalg
 
         try:
@@ -118,36 +230,117 @@ class Operator:
             U, s, Vt = scipy.linalg.svd(self.A, lapack_driver="gesvd", check_finite=False)
         return U, s, Vt
 
+    @functools.cached_property
+    def singular_values(self) -> np.ndarray:
+        """All min(m, n) singular values, descending (exact and O(n log n) where structured)."""
+        if self.linear_map.exact_svd and "svd" not in self.__dict__:
+            return np.sort(self.linear_map.sigma_items())[::-1]
+        return self.svd[1]
+
+    def svd_topk(self, k: int, **options):
+        """The k largest singular triplets ``(U (m, k), s (k,), Vt (k, n), info)``.
+
+        Exact from the structure where there is one (``info["method"] == "exact"``); sliced
+        from :attr:`svd` when that is already computed; otherwise
+        :func:`fastinv.linalg.randomized.svd_topk` on ``.A`` (dense) or on :meth:`apply` /
+        :meth:`adjoint` (matrix-free), with ``options`` passed on.
+        """
+        k = check_int(k, "k", lo=1, hi=min(self.shape))
+        if self.linear_map.exact_svd or "svd" in self.__dict__:
+            if "svd" in self.__dict__:
+                U, s, Vt = self.svd
+                U, s, Vt = U[:, :k].copy(), s[:k].copy(), Vt[:k].copy()
+            else:
+                U, s, Vt = self.linear_map.exact_topk(k)
+            return U, s, Vt, {"method": "exact", "structure": self.structure, "k": k}
+        from fastinv.linalg.randomized import svd_topk
+
+        if self.structure == "dense":
+            return svd_topk(self.A, k, **options)
+        lm = self.linear_map
+        return svd_topk(
+            None,
+            k,
+            matvec=lambda X: lm.matmat_rows(np.ascontiguousarray(X.T)).T,
+            rmatvec=lambda Y: lm.rmatmat_rows(np.ascontiguousarray(Y.T)).T,
+            shape=self.shape,
+            **options,
+        )
+
     @property
     def singular(self) -> bool:
-        """True when ``s[-1] <= n * eps * s[0]`` (numerically singular)."""
-        s = self.svd[1]
-        return bool(s[-1] <= self.n * np.finfo(np.float64).eps * s[0])
+        """True when ``s[-1] <= max(m, n) * eps * s[0]`` (numerically singular)."""
+        s = self.singular_values
+        return bool(s[-1] <= max(self.shape) * np.finfo(np.float64).eps * s[0])
 
     @property
     def cond(self) -> float:
         """2-norm condition number ``s[0] / s[-1]``; ``inf`` when :attr:`singular`."""
-        s = self.svd[1]
+        s = self.singular_values
         if self.singular:
             return math.inf
         return float(s[0] / s[-1])
 
     def to_dict(self) -> dict:
-        """JSON-friendly summary: ``{"name", "n", "params", "cond"}`` (cond may be inf)."""
-        return {
+        """JSON-friendly summary: ``{"name", "n", "params", "cond"}`` (cond may be inf), plus
+        ``structure``, ``shape`` and ``image_shape`` for an operator that is not dense."""
+        d = {
             "name": self.name,
             "n": self.n,
             "params": to_jsonable(self.params),
             "cond": self.cond,
         }
+        if self.structure != "dense" or self.image_shape is not None:
+            d.update(structure=self.structure, shape=list(self.shape))
+            d["image_shape"] = None if self.image_shape is None else list(self.image_shape)
+        return d
 
     def __repr__(self) -> str:
         return f"Operator(name={self.name!r}, n={self.n}, params={self.params!r})"
 
 
+def as_operator(obj, *, name: str | None = None, image_shape=None, x=None, b=None, params=None):
+    """An :class:`Operator` from what a user has: an Operator (returned as is), a dense array
+    (NumPy or torch), a ``scipy.sparse`` matrix, a ``scipy.sparse.linalg.LinearOperator``, a
+    PyLops ``LinearOperator``, a deepinv ``LinearPhysics`` (needs ``image_shape`` (H, W) or
+    (C, H, W) unless the physics states its image size) or a
+    :class:`~fastinv.problem.structured.LinearMap` (see :mod:`fastinv.problem.adapters`)."""
+    if isinstance(obj, Operator):
+        return obj
+    info: dict = {}
+    if isinstance(obj, (np.ndarray, list, tuple)) or is_torch(obj):
+        lm = np.array(to_numpy(obj), copy=True)
+        kind = "dense array"
+    else:
+        lm, info = as_linear_map(obj, image_shape=image_shape)
+        kind = info.pop("kind")
+    p = {**info, **(params or {})}
+    op_name = name or type(obj).__name__
+    return Operator(lm, name=op_name, params=p, x=x, b=b, description=f"user-supplied {kind}",
+                    image_shape=image_shape)  # fmt: skip
+
+
 # --------------------------------------------------------------------------------------
 # validation helpers
 # --------------------------------------------------------------------------------------
+
+
+def _is_sparse(A) -> bool:
+    import scipy.sparse
+
+    return scipy.sparse.issparse(A)
+
+
+def _as_sparse_map(S, what: str) -> SparseMap:
+    """A square, real, finite sparse matrix kept sparse (a matrix-free operator)."""
+    if S.shape[0] != S.shape[1] or S.shape[0] == 0:
+        raise FastinvError(
+            f"{what} must be square (n, n) to have an inverse; got ({S.shape[0]}, {S.shape[1]})"
+        )
+    if np.iscomplexobj(S.data):
+        raise FastinvError(f"{what} must be real, got dtype {S.dtype}")
+    check_finite(np.asarray(S.data, dtype=np.float64), what)
+    return SparseMap(S)
 
 
 def _as_square_matrix(A, what: str) -> np.ndarray:
@@ -175,6 +368,21 @@ def _as_square_matrix(A, what: str) -> np.ndarray:
     a = np.ascontiguousarray(a, dtype=np.float64)
     check_finite(a, what)
     return a
+
+
+def _image_shape(shape, n: int) -> tuple[int, ...] | None:
+    if shape is None:
+        return None
+    try:
+        shp = tuple(int(d) for d in shape)
+    except (TypeError, ValueError):
+        raise FastinvError(f"image_shape must be a tuple of integers, got {shape!r}") from None
+    if math.prod(shp) != n or any(d < 1 for d in shp):
+        raise FastinvError(
+            f"image_shape {shp} has {math.prod(shp)} pixels but A has n = {n} columns; give "
+            "an image shape whose product is n"
+        )
+    return shp
 
 
 def _as_vector(v, n: int, what: str) -> np.ndarray | None:
@@ -237,7 +445,64 @@ def make_operator(name_or_path, n: int | None = None, **params) -> Operator:
     """
     if _looks_like_path(name_or_path):
         return _operator_from_file(name_or_path, n, params)
+    if is_factory_spec(name_or_path):
+        return _operator_from_factory(name_or_path.strip(), n, params)
     return _operator_from_catalogue(name_or_path, n, params)
+
+
+#: ``package.module:function``
+_FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+def is_factory_spec(name) -> bool:
+    """True for ``"package.module:function"``, an operator factory to import and call."""
+    return isinstance(name, str) and _FACTORY.match(name.strip()) is not None
+
+
+def _load_factory(spec: str):
+    mod_name, attr = spec.split(":")
+    try:
+        mod = importlib.import_module(mod_name)
+    except ImportError as e:
+        raise FastinvError(
+            f"cannot import module {mod_name!r} for operator {spec!r} ({e}); check that it is "
+            "installed or on PYTHONPATH"
+        ) from None
+    f = getattr(mod, attr, None)
+    if not callable(f):
+        raise FastinvError(f"module {mod_name!r} has no function {attr!r} (operator {spec!r})")
+    return f
+
+
+def _takes_n(f) -> bool:
+    try:
+        ps = inspect.signature(f).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "n" or p.kind is inspect.Parameter.VAR_KEYWORD for p in ps)
+
+
+def _operator_from_factory(spec: str, n, params: dict) -> Operator:
+    """``module:function``: import it, call it (with ``n=`` when it takes n, and the params),
+    and wrap what it returns (:func:`as_operator`)."""
+    f = _load_factory(spec)
+    if n is not None:
+        n = check_int(n, "n", lo=1)
+    kwargs = {**params, **({"n": n} if n is not None and _takes_n(f) else {})}
+    try:
+        obj = f(**kwargs)
+    except FastinvError:
+        raise
+    except Exception as e:
+        msg = " ".join(str(e).split())
+        raise FastinvError(f"operator factory {spec} failed: {type(e).__name__}: {msg}") from e
+    op = as_operator(obj, name=spec, params={"factory": spec, **params})
+    if n is not None and n != op.n:
+        raise FastinvError(
+            f"n={n} does not match the operator from {spec}, which has n = {op.n}; drop n "
+            f"or pass n={op.n}"
+        )
+    return op
 
 
 def _looks_like_path(name) -> bool:
@@ -278,8 +543,8 @@ def _operator_from_catalogue(name, n, params: dict) -> Operator:
     key = name.strip().lower()
     if key not in CATALOGUE:
         raise FastinvError(
-            f"unknown operator {name!r}; choose one of {', '.join(CATALOGUE)} or give a "
-            f"path to a {'/'.join(LOADABLE_SUFFIXES)} file"
+            f"unknown operator {name!r}; choose one of {', '.join(CATALOGUE)}, give a "
+            f"path to a {'/'.join(LOADABLE_SUFFIXES)} file, or a factory as module:function"
         )
     if n is None:
         raise FastinvError(f"{key} needs a size: pass n (e.g. n=64)")
@@ -295,8 +560,8 @@ def load_operator(path, *, key: str | None = None) -> Operator:
     ----------
     path : str or path-like
         ``.npy`` (one array), ``.npz`` (one array, or the one named ``key``; a
-        ``scipy.sparse.save_npz`` file is densified), ``.mat`` (``scipy.io.loadmat``;
-        same key rule, MATLAB's ``__header__`` entries ignored; sparse densified), or
+        ``scipy.sparse.save_npz`` file stays sparse), ``.mat`` (``scipy.io.loadmat``;
+        same key rule, MATLAB's ``__header__`` entries ignored; sparse stays sparse), or
         ``.csv`` / ``.txt`` (``np.loadtxt``, comma- or whitespace-delimited, ``#``
         comments).
     key : str, optional
@@ -311,7 +576,7 @@ def load_operator(path, *, key: str | None = None) -> Operator:
     A, chosen = read_matrix(path, key=key)
     spath = str(path)
     what = f"A in {spath}" + (f" (key {chosen!r})" if chosen is not None else "")
-    A = _as_square_matrix(A, what)
+    A = _as_sparse_map(A, what) if _is_sparse(A) else _as_square_matrix(A, what)
     p = Path(path)
     params = {"path": str(p.resolve())}
     if chosen is not None:

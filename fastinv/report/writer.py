@@ -11,7 +11,7 @@ import numpy as np
 
 from fastinv._progress import Stopwatch
 from fastinv.auditing.references import LABELS
-from fastinv.io import check_out_dir, save_npz, write_json, write_text
+from fastinv.io import OutFolder, save_npz, write_json, write_text
 from fastinv.report.plots import make_plots
 
 __all__ = [
@@ -362,14 +362,16 @@ def write_report(
 
 
 def write_run_dir(
-    out: Path, config: dict, metrics: dict, res, *, history=None, log=None, title: str
+    out, config: dict, metrics: dict, res, *, history=None, log=None, title: str
 ) -> None:
-    """Write config.json, arrays.npz, the report and plots, and metrics.json (last).
+    """Write config.json, arrays.npz, the report and plots, and metrics.json, and publish the
+    folder whole (with manifest.json; see :class:`fastinv.io.OutFolder`).
 
     Parameters
     ----------
-    out : Path
-        The run directory (created).
+    out : OutFolder or path
+        The run directory: an open :class:`~fastinv.io.OutFolder` (as ``prepare_out`` gives),
+        or a path, replaced if it holds fastinv's files.
     config : dict
         Written to config.json with the fastinv version.
     metrics : dict
@@ -383,18 +385,23 @@ def write_run_dir(
     title : str
         The report's heading.
     """
+    if not isinstance(out, OutFolder):
+        with OutFolder(out, force=True, command="report") as folder:
+            write_run_dir(folder, config, metrics, res, history=history, log=log, title=title)
+        return
     clock = Stopwatch()
     if log:
-        log(f"writing the report to {out}")
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", {**config, "fastinv_version": _version()})
-    save_npz(out / "arrays.npz", **res.arrays)
+        log(f"writing the report to {out.shown}")
+    work = out.work
+    write_json(work / "config.json", {**config, "fastinv_version": _version()})
+    save_npz(work / "arrays.npz", **res.arrays)
     hist_plain = {k: v for k, v in (history or {}).items() if k != "checkpoints"}
-    write_report(out, metrics, res.verdict, res.arrays, history=hist_plain, title=title)
+    write_report(work, metrics, res.verdict, res.arrays, history=hist_plain, title=title)
     tim = metrics.setdefault("timings", {})
     tim["report"] = round(clock.seconds, 3)
     tim["total"] = round(sum(v for v in tim.values() if isinstance(v, float)), 3)
-    write_json(out / "metrics.json", metrics)
+    write_json(work / "metrics.json", metrics)
+    out.publish()
 
 
 def _version() -> str:
@@ -413,9 +420,10 @@ def write_audit_report(
 ) -> dict:
     """Write the report of an audit made in the library, as `fastinv analyze` does.
 
-    The folder gets report.md, report.html, the plots, arrays.npz, config.json and
+    The folder gets report.md, report.html, the plots, arrays.npz, config.json,
     metrics.json (the audit's metrics and verdict; the audit's own timings under
-    ``timings.audit_detail``).
+    ``timings.audit_detail``) and manifest.json; it is published whole (see
+    :class:`fastinv.io.OutFolder`).
 
     Parameters
     ----------
@@ -428,7 +436,7 @@ def write_audit_report(
     config : dict, optional
         Whatever describes how the audit was made, written to config.json.
     force : bool
-        Replace the files fastinv writes in an ``out`` that already holds files.
+        Replace an ``out`` that already holds (fastinv's) files.
 
     Returns
     -------
@@ -438,14 +446,14 @@ def write_audit_report(
     Raises
     ------
     FastinvError
-        ``out`` is a file, or holds files and ``force`` is not given.
+        ``out`` is a file or cannot be written, holds files and ``force`` is not given, or
+        another process is writing it.
     """
-    out = Path(out)
-    check_out_dir(out, force=force)
     metrics = {
         **result.metrics,
         "verdict": list(result.verdict),
         "timings": {"audit_detail": result.metrics.get("timings", {})},
     }
-    write_run_dir(out, dict(config or {}), metrics, result, title=title)
+    with OutFolder(out, force=force, command="audit") as folder:
+        write_run_dir(folder, dict(config or {}), metrics, result, title=title)
     return metrics

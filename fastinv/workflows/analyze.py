@@ -10,8 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from fastinv._progress import Reporter
-from fastinv._validation import check_2d, check_finite
+from fastinv._validation import check_2d, check_finite, check_float, check_int
 from fastinv.errors import FastinvError
+from fastinv.io import closes_out_folders
+from fastinv.workflows.memory import check_analyze_memory
 from fastinv.workflows.run import TEST_SEED_OFFSET, prepare_out, timings_block
 
 __all__ = ["AnalyzeConfig", "ProbeData", "analyze_model", "load_array"]
@@ -99,6 +101,7 @@ def _read_array(p: Path, what: str, key: str | None):
     return np.loadtxt(p, delimiter="," if p.suffix == ".csv" else None, ndmin=2)
 
 
+@closes_out_folders
 def analyze_model(
     operator: str,
     model_spec: str,
@@ -129,8 +132,17 @@ def analyze_model(
     written to metrics.json when ``out`` is given).
     """
     cfg = AnalyzeConfig.from_arguments(locals())
+    _check_arguments(cfg)
+    check_analyze_memory(  # from the arguments and file headers: nothing is built yet
+        cfg.operator,
+        cfg.n,
+        model_spec=cfg.model_spec,
+        probes_path=cfg.probes_path,
+        samples=cfg.samples,
+        n_jacobian=cfg.n_jacobian,
+    )
     rep = Reporter(progress, prefix="fastinv")
-    out = prepare_out(out, force=force)
+    out = prepare_out(out, force=force, command="analyze")
     with rep.stage("operator"):
         op = _load_operator(cfg)
     with rep.stage("load_model"):
@@ -154,6 +166,15 @@ def analyze_model(
         title = f"fastinv analyze: {Path(cfg.model_spec).name} on {op.name}, n = {op.n}"
         write_run_dir(out, cfg.to_dict(op.n), metrics, res, log=rep, title=title)
     return metrics
+
+
+def _check_arguments(cfg: AnalyzeConfig) -> None:
+    """The counts: generated probes (None: the default; at least 2 for an affine fit) and
+    Jacobian probes (>= 0)."""
+    if cfg.samples is not None:
+        cfg.samples = check_int(cfg.samples, "samples", lo=2)
+    cfg.n_jacobian = check_int(cfg.n_jacobian, "n_jacobian (--jacobian-probes)", lo=0)
+    cfg.noise = check_float(cfg.noise, "noise", lo=0)
 
 
 def _load_operator(cfg: AnalyzeConfig):

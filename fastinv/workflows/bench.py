@@ -3,7 +3,8 @@
 :func:`scaling` times the stages of a fastinv experiment over a range of sizes ``n`` -- the
 median of ``repeats`` runs after one untimed warm-up per stage (Numba JIT, BLAS thread pools) --
 fits the growth exponent ``p`` of ``t ≈ c·n^p`` by least squares on log-log axes over the
-largest sizes, and writes three files (each atomically, via :mod:`fastinv.io`):
+largest sizes, and writes three files and a manifest into a folder published whole
+(:class:`fastinv.io.OutFolder`):
 
 ``bench.md``
     a Markdown table: median seconds per stage and size, the fitted exponents, the expected
@@ -45,15 +46,16 @@ import platform
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fastinv._device import cuda_available
 from fastinv._progress import Stopwatch
-from fastinv._validation import check_choice, check_int
+from fastinv._validation import check_choice, check_int, check_seed
 from fastinv.errors import FastinvError
+from fastinv.io import OutFolder
+from fastinv.workflows.memory import check_bench_memory
 
 __all__ = [
     "DEFAULT_NS",
@@ -535,6 +537,7 @@ def scaling(
     warmup: bool = True,
     plot: bool = True,
     log: Callable[[str], None] | None = None,
+    force: bool = False,
 ) -> ScalingResult:
     """Time each stage over the sizes ``ns`` and fit the growth exponents.
 
@@ -549,8 +552,9 @@ def scaling(
     samples_per_n : int
         N = samples_per_n · n rows of data for ``generate``, ``fit_linear`` and ``audit``.
     out : path, optional
-        Folder for ``bench.md``, ``scaling.png`` and ``scaling.json`` (created; files are
-        replaced atomically). None: nothing is written.
+        Folder for ``bench.md``, ``scaling.png``, ``scaling.json`` and ``manifest.json``,
+        published whole when the timings are done (:class:`fastinv.io.OutFolder`; checked and
+        locked before any timing). None: nothing is written.
     device : {"cpu", "cuda", "auto"}
         "cuda" runs ``fit_linear``, ``rsvd`` and ``svd_full`` through torch on the GPU
         (``generate`` and ``audit`` stay on the CPU); "auto" picks cuda when available.
@@ -568,6 +572,8 @@ def scaling(
         Write ``scaling.png`` (needs matplotlib) when ``out`` is given.
     log : callable, optional
         Called with one line of progress per timed stage and size.
+    force : bool
+        Replace an ``out`` folder that already holds (fastinv's) files.
 
     Returns
     -------
@@ -576,7 +582,8 @@ def scaling(
     Raises
     ------
     FastinvError
-        Unknown stage, bad sizes or counts, or ``device="cuda"`` without a CUDA device.
+        Unknown stage, bad sizes or counts, ``device="cuda"`` without a CUDA device, or an
+        ``out`` that holds files without ``force``, is a file or cannot be written.
     """
     clock = Stopwatch()
     say = log or (lambda msg: None)
@@ -590,8 +597,9 @@ def scaling(
         ("fit_points", fit_points, 2),
     ):
         check_int(val, name, lo=lo)
+    seed = check_seed(seed)
     dev = _check_device(device)
-    machine = machine_info()
+    check_bench_memory(ns, stages, samples_per_n)  # planned: nothing is built yet
     config = {
         "ns": ns,
         "stages": stages,
@@ -604,17 +612,29 @@ def scaling(
         "seed": int(seed),
         "warmup": bool(warmup),
     }
+    if out is None:
+        return _run(config, say, clock)
+    with OutFolder(out, force=force, command="bench") as folder:
+        res = _run(config, say, clock)
+        _write(res, folder, plot=plot)
+    return res
+
+
+def _run(config: dict, say: Callable[[str], None], clock: Stopwatch) -> ScalingResult:
+    """Time the stages of ``config`` (the checked arguments of :func:`scaling`)."""
+    machine = machine_info()
+    ns, stages, dev, seed = config["ns"], config["stages"], config["device"], config["seed"]
 
     def problem(n: int) -> _Problem:
-        return _Problem(n, samples_per_n * n, seed=seed, device=dev, k=k, n_iter=n_iter)
+        N = config["samples_per_n"] * n
+        return _Problem(n, N, seed=seed, device=dev, k=config["k"], n_iter=config["n_iter"])
 
-    if warmup:
+    if config["warmup"]:
         _warm_up(problem(min(ns[0], 64)), stages, say)
-    times = _time_stages(ns, stages, problem, _Timer(dev == "cuda"), repeats, say)
+    timer = _Timer(dev == "cuda")
+    times = _time_stages(ns, stages, problem, timer, config["repeats"], say)
     res = _result(times, config, machine)
     res.wall_s = clock.seconds
-    if out is not None:
-        _write(res, Path(out), plot=plot)
     return res
 
 
@@ -657,23 +677,25 @@ def _result(times: dict, config: dict, machine: dict) -> ScalingResult:
     )
 
 
-def _write(res: ScalingResult, out: Path, *, plot: bool) -> None:
+def _write(res: ScalingResult, folder: OutFolder, *, plot: bool) -> None:
+    """bench.md, scaling.json and scaling.png, published whole; ``res.files`` names the
+    published files."""
     from fastinv.io import write_json, write_text
 
-    out.mkdir(parents=True, exist_ok=True)
+    out, work = folder.given, folder.work
     if plot:
         from fastinv.report.plots import plot_scaling
 
-        res.files["scaling.png"] = str(
-            plot_scaling(
-                out / "scaling.png",
-                res.ns,
-                {s: res.medians[s] for s in res.stages},
-                res.exponents,
-                title=f"fastinv scaling ({res.device}; N = {res.config['samples_per_n']}n)",
-            )
+        plot_scaling(
+            work / "scaling.png",
+            res.ns,
+            {s: res.medians[s] for s in res.stages},
+            res.exponents,
+            title=f"fastinv scaling ({res.device}; N = {res.config['samples_per_n']}n)",
         )
+        res.files["scaling.png"] = str(out / "scaling.png")
     res.files["bench.md"] = str(out / "bench.md")
     res.files["scaling.json"] = str(out / "scaling.json")
-    write_text(out / "bench.md", res.report())
-    write_json(out / "scaling.json", res.to_dict())
+    write_text(work / "bench.md", res.report())
+    write_json(work / "scaling.json", res.to_dict())
+    folder.publish()

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from fastinv._progress import Reporter
+from fastinv._validation import check_choice, check_float, check_int, fail
 from fastinv.errors import FastinvError
-from fastinv.io import check_memory, check_out_dir
+from fastinv.io import OutFolder, closes_out_folders
 from fastinv.nets.spec import TrainSpec
+from fastinv.workflows.memory import check_run_memory, experiment_bytes, operator_size
 
 __all__ = [
     "LARGE_N",
@@ -64,8 +67,16 @@ class RunConfig:
     seed: int = 0
     n_jacobian: int = 16
 
+    def __post_init__(self) -> None:
+        _validate_config(self)
+
     @classmethod
     def from_dict(cls, d: dict) -> RunConfig:
+        if not isinstance(d, dict):
+            raise FastinvError(
+                f"a run config must be a JSON object of settings, got {type(d).__name__}; "
+                "use a run directory's config.json"
+            )
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
@@ -78,7 +89,8 @@ class RunConfig:
             d = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as e:
             raise FastinvError(f"cannot read config file {path}: {e}") from None
-        d.pop("fastinv_version", None)
+        if isinstance(d, dict):
+            d.pop("fastinv_version", None)
         return cls.from_dict(d)
 
     def to_dict(self) -> dict:
@@ -108,6 +120,45 @@ class RunConfig:
             noise=self.noise,
             noise_type=self.noise_type,
         )
+
+
+def _validate_config(cfg: RunConfig) -> None:
+    """Check every field's type and range (as config.json may give them), store a matrix
+    file's absolute path, and check the training settings as :func:`fastinv.train` would."""
+    from fastinv.problem.files import LOADABLE_SUFFIXES
+
+    if isinstance(cfg.operator, os.PathLike):
+        cfg.operator = os.fspath(cfg.operator)
+    if not isinstance(cfg.operator, str) or not cfg.operator.strip():
+        raise fail("operator", "a catalogue name or a matrix file path", cfg.operator)
+    if cfg.operator.strip().lower().endswith(LOADABLE_SUFFIXES) and Path(cfg.operator).exists():
+        cfg.operator = str(Path(cfg.operator).resolve())
+    for name in ("operator_params", "prior_params"):
+        if not isinstance(getattr(cfg, name), dict):
+            raise fail(name, "a JSON object of KEY: VALUE parameters", getattr(cfg, name))
+    for name in ("prior", "noise_type", "model", "activation", "optimizer", "schedule"):
+        if not isinstance(getattr(cfg, name), str):
+            raise fail(name, "a string", getattr(cfg, name))
+    check_choice(cfg.noise_type, "noise_type", ("relative", "absolute"), normalize=False)
+    cfg.noise = check_float(cfg.noise, "noise", lo=0)
+    for name, lo in _INT_FIELDS:
+        value = getattr(cfg, name)
+        if value is not None or name in ("samples", "n_jacobian"):
+            setattr(cfg, name, check_int(value, name, lo=lo, integral_float=True))
+    cfg.train_spec(cfg.n or 64, "cpu")  # the training settings, checked without torch
+
+
+#: the RunConfig fields that are integers (None allowed unless listed in _validate_config)
+#: and their least value
+_INT_FIELDS = (
+    ("n", 1),
+    ("samples", 2),
+    ("test_samples", 1),
+    ("probes", 2),
+    ("width", 1),
+    ("epochs", 0),
+    ("n_jacobian", 0),
+)
 
 
 #: above this n, `fastinv run`'s defaults shrink so that the CPU run stays minutes long
@@ -157,9 +208,7 @@ def memory_needed(cfg: RunConfig, n: int) -> int:
     2.65 GiB at n = 2048, 7.9 GiB at n = 4096 (this gives 2.8 and 9.1).
     """
     n_test, n_probe = sample_sizes(cfg, n)
-    return int(
-        8 * n * 2 * (cfg.samples + n_test + n_probe) + 8 * n * n * (32 + cfg.n_jacobian) + 2**29
-    )
+    return experiment_bytes(n, rows=cfg.samples + n_test + n_probe, n_jacobian=cfg.n_jacobian)
 
 
 @dataclass
@@ -175,13 +224,16 @@ class RunData:
     prior: object
 
 
-def prepare_out(out, *, force: bool) -> Path | None:
-    """``out`` as a Path, refused up front when it holds files and ``force`` is not given."""
+def prepare_out(out, *, force: bool, command: str = "run") -> OutFolder | None:
+    """``out`` opened to be published whole (:class:`fastinv.io.OutFolder`; None without
+    ``out``): refused up front, in one line, when it is a file or lies under one, cannot be
+    written, holds files and ``force`` is not given, or another process is writing it.
+
+    Call it inside a function decorated with :func:`fastinv.io.closes_out_folders`, which
+    releases the folder should the function fail before the folder is published."""
     if out is None:
         return None
-    out = Path(out)
-    check_out_dir(out, force=force)
-    return out
+    return OutFolder(out, force=force, command=command).open()
 
 
 def timings_block(timings: dict[str, float], audit_timings: dict) -> dict:
@@ -189,6 +241,7 @@ def timings_block(timings: dict[str, float], audit_timings: dict) -> dict:
     return {**{k: round(v, 3) for k, v in timings.items()}, "audit_detail": audit_timings}
 
 
+@closes_out_folders
 def run_experiment(
     cfg: RunConfig, out: Path | str | None = None, *, progress: bool = False, force: bool = False
 ) -> dict:
@@ -213,11 +266,16 @@ def run_experiment(
     from fastinv._device import resolve_device
 
     rep = Reporter(progress, prefix="fastinv")
+    planned = operator_size(cfg.operator, cfg.n, cfg.operator_params.get("key"))
+    if planned is not None:  # from the arguments alone: nothing is built yet
+        _check_run_memory(cfg, planned)
     out = prepare_out(out, force=force)
     device = resolve_device(cfg.device)  # loads torch: outside the timed stages
     with rep.stage("operator"):
         op = _make_operator(cfg)
-        _check_run_memory(cfg, op.n)
+        if planned != op.n:
+            _check_run_memory(cfg, op.n)
+        _refuse_zero_operator(op)
         rep(f"operator {op.name}, n = {op.n}: SVD")
         _ = op.svd
     with rep.stage("data"):
@@ -243,11 +301,19 @@ def _make_operator(cfg: RunConfig):
     return make_operator(cfg.operator, cfg.n, **cfg.operator_params)
 
 
+def _refuse_zero_operator(op) -> None:
+    """An all-zero A is refused before any data or training: nothing can be inverted."""
+    if not np.any(op.A):
+        raise FastinvError(
+            f"the operator A ({op.name}) is all zeros: y = A x + e holds no information "
+            "about x and there is nothing to invert; check the matrix"
+        )
+
+
 def _check_run_memory(cfg: RunConfig, n: int) -> None:
-    check_memory(
-        memory_needed(cfg, n),
-        f"an experiment with n = {n} and {cfg.samples} samples",
-        suggestion="use fewer --samples, a smaller --n or --jacobian-probes 0",
+    n_test, n_probe = sample_sizes(cfg, n)
+    check_run_memory(
+        n, samples=cfg.samples, n_test=n_test, n_probe=n_probe, n_jacobian=cfg.n_jacobian
     )
 
 

@@ -21,7 +21,11 @@ noise the best linear estimator is the LMMSE, not A⁻¹).
 
 Files in ``out``: sweep_config.json (written first), models/<key>.json (one per trained model,
 written atomically as soon as it finishes; ``resume=True`` skips models whose file exists),
-sweep.json, sweep.csv, filter_factors.npz, summary.md and the PNG plots.
+sweep.json, sweep.csv, filter_factors.npz, summary.md, the PNG plots and manifest.json. The
+folder is published whole (:class:`fastinv.io.OutFolder`): the sweep works in the hidden
+``.NAME.partial`` beside ``out``, which an interrupted or killed sweep leaves behind (marked
+incomplete) and ``resume=True`` continues; resuming a finished sweep works on a copy of its
+model files and replaces it only when done.
 
 This module checks the settings, builds the shared references and orchestrates the run; the
 models are trained and evaluated in :mod:`fastinv.workflows.sweep_pool`, the statistics and
@@ -44,6 +48,7 @@ import hashlib
 import io
 import json
 import math
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,8 +57,9 @@ import numpy as np
 from fastinv._progress import Reporter, Stopwatch
 from fastinv._validation import check_choice, check_float, check_int
 from fastinv.errors import FastinvError
-from fastinv.io import check_out_dir, save_npz, to_jsonable, write_json, write_text
+from fastinv.io import OutFolder, save_npz, to_jsonable, write_json, write_text
 from fastinv.linalg.stats import relative_error
+from fastinv.workflows.memory import check_sweep_memory
 from fastinv.workflows.sweep_pool import (
     SETTING_COLUMNS,
     Condition,
@@ -261,9 +267,12 @@ def run_sweep(
     out : str or Path, optional
         Output folder; nothing is written when None.
     resume : bool
-        Continue the sweep in ``out``: models whose file exists are loaded, not retrained.
+        Continue the sweep in ``out`` (the partial folder an interrupted sweep kept, else a
+        finished sweep): models whose file exists are loaded, not retrained. An ``out`` that
+        holds files but no sweep is refused.
     force : bool
-        Write into an ``out`` folder that already holds files (recomputing everything).
+        Replace an ``out`` folder that already holds (fastinv's) files, recomputing
+        everything; the old folder is removed once the new one is in place.
     progress : bool
         One line per finished model on stderr.
     seed : int
@@ -280,25 +289,37 @@ def run_sweep(
     ------
     FastinvError
         Empty or malformed axes, non-positive epochs, ``jobs < 1``, an ``out`` folder that
-        holds files without ``resume``/``force``, or ``resume`` with other settings than the
-        stored sweep.
+        holds files without ``resume``/``force`` (or no sweep with ``resume``), is a file, cannot
+        be written or is being written by another process, or ``resume`` with other settings
+        than the stored sweep.
     """
     given = dict(locals())  # the arguments as passed; _check_settings checks and completes them
     clock = Stopwatch()
     rep = Reporter(progress, prefix="fastinv sweep")
     opts = _check_settings(given)
+    check_sweep_memory(operator, n, operator_params, opts)  # planned: nothing is built yet
+    folder = _open_out_folder(out, resume=resume, force=force)
+    if folder is None:
+        return _sweep(operator, n, operator_params, opts, None, rep, clock)
+    with folder:
+        return _sweep(operator, n, operator_params, opts, folder, rep, clock)
+
+
+def _sweep(operator, n, operator_params, opts: dict, folder, rep, clock) -> SweepResult:
+    """The sweep once its settings are checked and its folder (if any) is open."""
     axes = opts["axes"]
     op = _make_operator(operator, n, operator_params, opts)
     cfg = _sweep_config(op, operator, opts)
     run_cfg = {**cfg, **axes, "device": str(opts["device"]), "jobs": opts["jobs"]}
-    out_path = _prepare_out_folder(out, cfg, run_cfg, resume=resume, force=force)
+    if folder is not None:
+        _start_folder(folder, cfg, run_cfg)
 
     with rep.stage("references", f"operator {op.name}, n = {op.n}; building the references"):
         ctx, refs = _build_context(op, {**cfg, "device": str(opts["device"])}, axes["noise"], rep)
 
     grid = _plan_models(cfg, axes)
-    store = _ModelStore(out_path, len(grid), rep)
-    if out_path is not None and resume:
+    store = _ModelStore(folder, len(grid), rep)
+    if folder is not None and folder.resume:
         store.load(grid)
     todo = [st for st in grid if st["key"] not in store.results]
     with rep.stage("models"):
@@ -313,18 +334,19 @@ def run_sweep(
         summary=make_summary(rows, correlations, refs, run_cfg),
         references=_plain_refs(refs),
         config=run_cfg,
-        out=None if out_path is None else str(out_path),
+        out=None if folder is None else str(folder.given),
         timings={
             "references": round(rep.timings["references"], 3),
             "models": round(rep.timings["models"], 3),
             "models_trained": len(todo),
         },
     )
-    if out_path is not None:
-        _write_outputs(out_path, result, phis, refs, op, rep)
+    if folder is not None:
+        _write_outputs(folder.work, result, phis, refs, op, rep)
     result.timings["total"] = round(clock.seconds, 3)
-    if out_path is not None:
-        write_json(out_path / "sweep.json", result.to_dict())
+    if folder is not None:
+        write_json(folder.work / "sweep.json", result.to_dict())
+        folder.publish()
     return result
 
 
@@ -515,33 +537,45 @@ def _sweep_config(op, operator, opts: dict) -> dict:
 # step 2: the output folder (new, or a sweep to resume)
 
 
-def _prepare_out_folder(out, cfg: dict, run_cfg: dict, *, resume: bool, force: bool):
-    """The output folder as a Path (None when nothing is written), checked, with
-    sweep_config.json written."""
+def _open_out_folder(out, *, resume: bool, force: bool) -> OutFolder | None:
+    """The output folder, checked and locked before any computation (None without ``out``)."""
     if out is None:
         return None
+    path = Path(out)
+    if not (resume or force) and path.is_dir() and any(path.iterdir()):
+        raise FastinvError(
+            f"output folder {out} already holds files; pass --resume to continue "
+            "the sweep stored there, --force to overwrite it, or choose another --out"
+        )
+    folder = OutFolder(out, force=force, resume=resume, command="sweep", resumable=True).open()
+    stored = folder.path / "sweep_config.json"
+    if resume and not folder.resumed and any(folder.path.glob("*")) and not stored.is_file():
+        folder.close()
+        raise FastinvError(
+            f"--resume: output folder {out} holds no sweep (no sweep_config.json); choose "
+            "another --out, or pass --force instead of --resume to replace it"
+        )
+    return folder
+
+
+def _start_folder(folder: OutFolder, cfg: dict, run_cfg: dict) -> None:
+    """Check a sweep to resume against ``cfg`` (a kept partial folder, or a finished sweep
+    whose model files are copied to continue on), then write sweep_config.json."""
     from fastinv import __version__
 
-    out_path = Path(out)
-    if resume:
-        _check_resumable(out_path, cfg)
-    else:
-        try:
-            check_out_dir(out_path, force=force)
-        except FastinvError:
-            raise FastinvError(
-                f"output folder {out_path} already holds files; pass --resume to continue "
-                "the sweep stored there, --force to overwrite it, or choose another --out"
-            ) from None
-    write_json(out_path / "sweep_config.json", {**run_cfg, "fastinv_version": __version__})
-    return out_path
+    if folder.resumed:
+        _check_resumable(folder.work, folder.shown, cfg)
+    elif folder.resume and (folder.path / "sweep_config.json").is_file():
+        _check_resumable(folder.path, folder.shown, cfg)
+        (folder.work / "models").mkdir(exist_ok=True)
+        for p in sorted((folder.path / "models").glob("*.json")):
+            shutil.copy2(p, folder.work / "models" / p.name)
+    write_json(folder.work / "sweep_config.json", {**run_cfg, "fastinv_version": __version__})
 
 
-def _check_resumable(out_path: Path, cfg: dict) -> None:
-    """A sweep stored in ``out_path`` (if any) must have been run with the same settings."""
-    if out_path.exists() and not out_path.is_dir():
-        raise FastinvError(f"--out {out_path} is a file; give a folder name")
-    stored_path = out_path / "sweep_config.json"
+def _check_resumable(where: Path, shown: str, cfg: dict) -> None:
+    """A sweep stored in ``where`` (if any) must have been run with the same settings."""
+    stored_path = where / "sweep_config.json"
     if not stored_path.is_file():
         return
     try:
@@ -551,7 +585,7 @@ def _check_resumable(out_path: Path, cfg: dict) -> None:
     for k in RESUME_KEYS:
         if stored.get(k) != cfg.get(k):
             raise FastinvError(
-                f"--resume: the sweep in {out_path} was run with {k} = {stored.get(k)!r}, "
+                f"--resume: the sweep in {shown} was run with {k} = {stored.get(k)!r}, "
                 f"not {cfg.get(k)!r}; give the same settings or a new --out folder"
             )
 
@@ -736,8 +770,9 @@ class _ModelStore:
     """The finished models by key, as plain JSON values; with an output folder each is also
     written to models/<key>.json as soon as it finishes."""
 
-    def __init__(self, out_path: Path | None, total: int, log):
-        self.out_path = out_path
+    def __init__(self, folder: OutFolder | None, total: int, log):
+        self.folder = folder
+        self.out_path = None if folder is None else folder.work
         self.total = total
         self.log = log
         self.results: dict[str, dict] = {}
@@ -757,6 +792,7 @@ class _ModelStore:
         self.results[key] = json.loads(json.dumps(to_jsonable(res)))  # as a reloaded file
         if self.out_path is not None:
             write_json(self.out_path / "models" / f"{key}.json", res)
+            self.folder.keep_on_failure = True  # an interrupted sweep keeps what it has done
         r = res["rows"][-1]
         self.log(
             f"[{len(self.results)}/{self.total}] {key}: error {r['err_net']:.4g} at epoch "
@@ -806,7 +842,7 @@ def _plain_refs(refs: dict) -> dict:
 
 
 def _write_outputs(out: Path, result: SweepResult, phis: np.ndarray, refs: dict, op, log):
-    log(f"writing {out}/sweep.json, sweep.csv, summary.md and plots")
+    log(f"writing {result.out}/sweep.json, sweep.csv, summary.md and plots")
     rows = result.rows
     write_text(out / "sweep.csv", rows_to_csv(rows))
     arrays = {"phi": phis, "sigma_A": op.svd[1]}
