@@ -968,3 +968,34 @@ def blur1d_periodic(n, band, sigma):
             if abs(d) < band:
                 A[i, j] = math.exp(-(d * d) / (2 * sigma**2)) / (math.sqrt(2 * math.pi) * sigma)
     return A
+
+
+# ---------------------------------------------------------------------------------------
+# image priors
+def dft2_unitary(H: int, W: int) -> np.ndarray:
+    """The unitary 2-D DFT on row-major (H, W) images: kron(F_H, F_W), F_N[k, j] =
+    exp(-2 pi i k j / N) / sqrt(N), built entry by entry."""
+
+    def f(N):
+        k = np.arange(N)
+        return np.exp(-2j * np.pi * np.outer(k, k) / N) / np.sqrt(N)
+
+    return np.kron(f(H), f(W))
+
+
+def stationary_cov_from_spectrum(P: np.ndarray) -> np.ndarray:
+    """F* diag(P) F with the explicit n x n DFT matrix (real part; the imaginary part is
+    rounding for a symmetric spectrum)."""
+    F = dft2_unitary(*P.shape)
+    S = F.conj().T @ (P.ravel()[:, None] * F)
+    assert np.abs(S.imag).max() <= 1e-10 * np.abs(S.real).max()
+    return S.real
+
+
+def grf_rows(P: np.ndarray, seed: int, rows) -> np.ndarray:
+    """Rows of the grf prior: the pure-Python normals of stream 0 (SIGNAL) filtered by
+    F* diag(sqrt(P)) F with the explicit DFT matrix."""
+    F = dft2_unitary(*P.shape)
+    filt = (F.conj().T @ (np.sqrt(P.ravel())[:, None] * F)).real
+    n = P.size
+    return np.array([filt @ normals_row(seed, 0, int(r), n)[0] for r in rows])

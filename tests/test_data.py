@@ -108,7 +108,7 @@ def test_normals_are_standard_normal():
 # ---------------------------------------------------------------------------------------
 # priors
 def test_prior_catalogue():
-    assert set(PRIORS) == set(ALL_PRIORS)
+    assert set(PRIORS) == set(ALL_PRIORS) | {"grf", "shapes", "images"}
     for entry in list_priors():
         assert entry["description"] and isinstance(entry["params"], dict)
         json.dumps(entry)
@@ -374,7 +374,7 @@ def test_large_seed_and_single_sample():
         ({"n_samples": 0}, "n_samples"),
         ({"n_samples": 2.5}, "n_samples"),
         ({"n_samples": True}, "n_samples"),
-        ({"prior": "nope"}, "gaussian, piecewise_constant, smooth, sparse"),
+        ({"prior": "nope"}, "gaussian, grf, images, piecewise_constant, shapes, smooth, sparse"),
         ({"noise": -0.1}, "noise"),
         ({"noise": float("nan")}, "noise"),
         ({"noise_type": "poisson"}, "relative, absolute"),

@@ -83,7 +83,7 @@ def test_make_model_reproducible_without_global_rng():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"model": "cnn", "n": 4}, "unknown model"),
+        ({"model": "transformer", "n": 4}, "unknown model"),
         ({"model": "mlp"}, "needs the input dimension"),
         ({"model": "mlp", "n": 0}, "positive integer"),
         ({"model": "mlp", "n": 4, "depth": -1}, "depth"),

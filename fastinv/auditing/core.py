@@ -136,6 +136,7 @@ def audit(
     jac_metrics, jac_arrays = sections.jacobian_audit(
         model, is_torch, n_jacobian, probes, fit.C, op.svd, plan, R_y, notes=notes, rep=rep
     )
+    image_arrays = sections.image_findings(op, Y_test, X_test, net, refs, spec, notes)
     metrics = sections.audit_metrics(
         fit=fit,
         net=net,
@@ -159,4 +160,5 @@ def audit(
         jacobians=jac_arrays,
         curves=refs.curves,
     )
+    arrays.update(image_arrays)
     return AuditResult(metrics=metrics, verdict=make_verdict(metrics, s), arrays=arrays)

@@ -15,6 +15,7 @@ from functools import partial
 import numpy as np
 
 from fastinv._validation import check_2d, check_finite
+from fastinv.auditing import images
 from fastinv.auditing.angles import ON_DATA_PREFIX, output_angles
 from fastinv.auditing.references import References, build_references
 from fastinv.errors import FastinvError
@@ -34,6 +35,7 @@ __all__ = [
     "check_inputs",
     "errors_on_test",
     "fit_affine_surrogate",
+    "image_findings",
     "jacobian_audit",
     "network_on_test",
     "reference_inverses",
@@ -411,6 +413,24 @@ def _on_data_angles(spec: SpectralFindings) -> dict:
         **angles,
     }
     return {"principal_angles_on_data": to_jsonable(summary)}
+
+
+def image_findings(op, Y_test, X_test, net: NetworkOnTest, refs: References, spec, notes) -> dict:
+    """For an operator with an image shape: a few test images and their reconstructions
+    (:func:`~fastinv.auditing.images.image_arrays`) and, for a Fourier-diagonal operator, the
+    filter factors of C, LMMSE and the best Tikhonov as maps over frequency with their radial
+    averages (:func:`~fastinv.auditing.images.filter_map_arrays`); {} for 1-D signals."""
+    shape = getattr(op, "image_shape", None)
+    if shape is None or len(shape) != 2:
+        return {}
+    arrays = images.image_arrays(shape, Y_test, X_test, net, refs, adjoint=op.adjoint)
+    if getattr(op, "structure", None) in images.FOURIER_STRUCTURES:
+        names = ("C", "lmmse", refs.best_tikhonov)
+        maps, why = images.filter_map_arrays(op.svd[2], shape, spec.phi, names)
+        arrays.update(maps)
+        if why:
+            notes.append(why)
+    return arrays
 
 
 def audit_arrays(*, fit, s, U, Y_test, spec, plan, jacobians, curves) -> dict:

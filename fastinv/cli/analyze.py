@@ -40,10 +40,29 @@ __all__ = ["analyze"]
 @common.path_option(
     "--truth", "truth_path", help="targets X (m, n) paired with --probes, for errors"
 )
-@common.prior_option(help="prior for generated probes (without --probes)")
+@common.path_option(
+    "--test-probes",
+    "test_probes_path",
+    help="a test set of inputs (m, n) apart from --probes [the probes themselves]",
+)
+@common.path_option(
+    "--test-truth", "test_truth_path", help="targets (m, n) paired with --test-probes"
+)
+@common.prior_option(
+    default=None,
+    show_default=False,
+    help="prior for generated probes (without --probes): gaussian, smooth [default], "
+    "piecewise_constant, sparse",
+)
 @common.prior_param_option()
-@click.option("--noise", type=float, default=0.01, show_default=True)
-@common.noise_type_option()
+@click.option(
+    "--noise",
+    type=float,
+    default=None,
+    help="noise level: of generated probes [0.01], or the one in your --probes (then the "
+    "LMMSE reference is computed; without it, it is not)",
+)
+@common.noise_type_option(default=None, show_default=False, help="with --noise [relative]")
 @click.option("--samples", type=int, default=None, help="generated probes [max(2000, 4n)]")
 @common.jacobian_probes_option()
 @common.device_option("cpu")
@@ -58,6 +77,10 @@ def analyze(truth_path, probes_path, prior_params, out, quiet, **opts):
 
     if truth_path and not probes_path:
         raise FastinvError("--truth pairs with --probes; give the inputs too")
+    if opts["test_truth_path"] and not opts["test_probes_path"]:
+        raise FastinvError("--test-truth pairs with --test-probes; give the inputs too")
+    if opts["test_probes_path"] and not probes_path:
+        raise FastinvError("--test-probes goes with --probes (your fitting probes); give them")
     if opts["device"] == "auto":
         from fastinv._device import resolve_device
 

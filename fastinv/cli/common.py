@@ -135,7 +135,8 @@ prior_option = _preset(
     "--prior",
     default="smooth",
     show_default=True,
-    help="signal prior: gaussian, smooth, piecewise_constant, sparse",
+    help="signal prior: gaussian, smooth, piecewise_constant, sparse; for images: grf, "
+    "shapes (image shape from the operator), images (with --data)",
 )
 prior_param_option = _preset("--prior-param", "prior_params", multiple=True, metavar="KEY=VALUE")
 noise_type_option = _preset(

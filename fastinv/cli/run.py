@@ -21,8 +21,18 @@ __all__ = ["run"]
     help="size n of A (default 64 for catalogue operators; taken from the file for a matrix file)"
 )
 @common.param_option(help="operator parameter, e.g. --param kappa=5 (repeatable)")
-@common.prior_option()
+@common.prior_option(
+    default=None,
+    show_default=False,
+    help="signal prior: gaussian, smooth, piecewise_constant, sparse; for images: grf, "
+    "shapes, images (with --data) [default: smooth for 1-D operators, grf for images]",
+)
 @common.prior_param_option(help="prior parameter, e.g. --prior-param length_scale=0.1 (repeatable)")
+@common.path_option(
+    "--data",
+    help="your clean images, an (N, H, W) or (N, n) array in .npy/.npz: the signals are drawn "
+    "from them (prior 'images'; leave --prior unset)",
+)
 @click.option(
     "--noise",
     type=float,
@@ -34,7 +44,10 @@ __all__ = ["run"]
 @click.option("--samples", type=int, default=8000, show_default=True, help="training pairs")
 @common.test_samples_option()
 @common.probes_option(help="inputs at which C is fitted [max(2000, 4n)]")
-@common.model_option()
+@common.model_option(
+    type=click.Choice(["mlp", "linear", "residual", "cnn"]),
+    help="cnn: a residual CNN on the back-projection Aᵀy (image operators, e.g. blur2d)",
+)
 @click.option(
     "--width", type=int, default=None, help="hidden width [max(n, 64) up to n = 1024, else 1024]"
 )

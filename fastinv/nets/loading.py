@@ -23,6 +23,11 @@ to an (m, n) float64 array in batches, in the model's own dtype and on its devic
 Jacobians). A probe batch is pushed through the model before it is returned, so a model
 that does not map (m, n) to (m, n), or returns NaN, is refused with a clear message.
 
+A model that works on images rather than rows is loaded with ``image_shape=(H, W)`` (or
+(C, H, W)): rows are viewed as (B, C, H, W) tensors for it and its output flattened back
+(row-major), and with ``physics=`` (a deepinv physics) a model whose ``forward`` takes a
+``physics`` argument is called as ``model(y, physics)`` (see :func:`load_model`).
+
 This module imports torch only when a model is loaded.
 """
 
@@ -48,7 +53,7 @@ from fastinv._device import dtype_name
 from fastinv._validation import check_2d, check_int
 from fastinv.errors import FastinvError
 
-__all__ = ["KINDS", "LoadedModel", "load_model"]
+__all__ = ["KINDS", "LoadedModel", "load_model", "physics_of"]
 
 KINDS = ("torchscript", "export", "pickle", "state_dict", "callable")
 
@@ -216,6 +221,8 @@ class LoadedModel:
         return {}
 
     def _describe_input(self) -> str:
+        if "input" in self.info:
+            return f"{self.info['input']} (rows of {self.n} viewed as images)"
         if self.module is None:
             return f"a float64 NumPy array of shape (m, {self.n})"
         return f"a {self.dtype} tensor of shape (m, {self.n}) on {self.device}"
@@ -229,6 +236,8 @@ class LoadedModel:
     def _call_numpy(self, Yb: np.ndarray) -> np.ndarray:
         try:
             res = self.func(Yb.copy())
+        except FastinvError:
+            raise
         except Exception as exc:  # noqa: BLE001 - any failure inside the user's code
             raise self._raised(exc, Yb.shape) from exc
         return _output_to_numpy(res, Yb.shape, self.n)
@@ -247,6 +256,8 @@ class LoadedModel:
         x = torch.from_numpy(Yp).to(device=self.device, dtype=_torch_dtype(self.dtype))
         try:
             res = self.module(x)
+        except FastinvError:  # an image model's wrong output shape, already explained
+            raise
         except Exception as exc:  # noqa: BLE001 - any failure inside the user's network
             raise self._raised(exc, tuple(x.shape)) from exc
         return _output_to_numpy(res, Yp.shape, self.n)[:b]
@@ -266,6 +277,8 @@ def load_model(
     trust_pickle: bool = False,
     device: str = "cpu",
     batch_size: int = 4096,
+    image_shape: tuple[int, ...] | None = None,
+    physics: Any = None,
 ) -> LoadedModel:
     """Load a trained model (file or Python callable); check that it maps (m, n) to (m, n).
 
@@ -290,10 +303,23 @@ def load_model(
         ``"cpu"``, ``"cuda"``, ``"cuda:1"``, or ``"auto"`` (CUDA when available).
     batch_size : int, default 4096
         Rows per forward call in :attr:`LoadedModel.fn`.
-
-    Returns
-    -------
-    LoadedModel
+    image_shape : tuple (H, W) or (C, H, W), optional
+        The model works on images: each batch of rows (B, n) is reshaped row-major to
+        (B, C, H, W) (C = 1 for (H, W); pixel (r, c) of channel k is entry k·H·W + r·W + c)
+        before the call, and the model must return images of that same shape, which are
+        flattened back to (B, n); any other output shape is refused with a message that
+        says so. Pass the operator's ``image_shape``. ``module`` is then a
+        :class:`~fastinv.nets.models.ImageModelAdapter` around the network (rows in, rows
+        out, so the audit's Jacobians see rows); a NumPy callable gets (B, C, H, W) arrays.
+        Files written by fastinv's own ``save_model`` always map rows and are not reshaped.
+    physics : object, optional
+        A deepinv physics (``A`` / ``A_adjoint`` on (B, C, H, W) tensors; see
+        :func:`physics_of` to get it back from an Operator). A network whose ``forward``
+        has a parameter named ``physics``, or two required positional parameters (deepinv's
+        ``model(y, physics)``), is called as ``model(y, physics)``, y shaped as the
+        physics' measurements (from one call of ``physics.A`` on a zero image); any other
+        network is called on images as with ``image_shape``. The image shape comes from
+        ``image_shape``, else from the physics' ``img_size`` / ``tensor_size``.
 
     Raises
     ------
@@ -310,11 +336,109 @@ def load_model(
     tdev = _resolve_device(device)
     kwargs = _parse_arch_kwargs(arch_kwargs)
     lm = _load_any(spec, tdev=tdev, arch=arch, kwargs=kwargs, trust_pickle=trust_pickle)
+    _for_images(lm, n, image_shape, physics)
     lm.n = n
     lm.spec = spec
     lm.batch_size = batch_size
     lm.check(n)
     return lm
+
+
+def physics_of(operator) -> Any:
+    """The deepinv physics an Operator was made from (its ``linear_map.physics``), or None.
+
+    Also accepts the physics itself (anything with callable ``A`` and ``A_adjoint``)."""
+    if callable(getattr(operator, "A", None)) and callable(getattr(operator, "A_adjoint", None)):
+        return operator
+    return getattr(getattr(operator, "linear_map", None), "physics", None)
+
+
+def _for_images(lm: LoadedModel, n: int, image_shape, physics) -> None:
+    """Wrap ``lm``'s model, in place, to take rows when it works on images (see load_model)."""
+    from fastinv.nets.spec import check_image_shape
+
+    shape = check_image_shape(image_shape)
+    if shape is None and physics is None:
+        return
+    if lm.module is not None and getattr(lm.module, "fastinv_spec", None) is not None:
+        return  # fastinv's own models map rows
+    x_shape = _x_shape(shape, physics, n)
+    if lm.module is None:
+        lm.func = _numpy_images(lm.func, x_shape)
+        lm.info["input"] = f"images (B, {', '.join(map(str, x_shape))})"
+        return
+    from fastinv.nets.models import ImageModelAdapter
+
+    use_physics = physics is not None and _takes_physics(lm.module)
+    y_shape = _measurement_shape(physics, x_shape, lm.dtype) if use_physics else x_shape
+    lm.module = ImageModelAdapter(lm.module, x_shape, y_shape, physics if use_physics else None)
+    lm.info["input"] = (
+        "model(y, physics)" if use_physics else f"images (B, {', '.join(map(str, x_shape))})"
+    )
+
+
+def _x_shape(shape, physics, n: int) -> tuple[int, int, int]:
+    """The model's image shape (C, H, W): the one given, else the physics'; C·H·W = n."""
+    from fastinv.nets.spec import check_image_shape
+
+    if shape is None:
+        stated = getattr(physics, "img_size", None) or getattr(physics, "tensor_size", None)
+        shape = check_image_shape(stated, "the physics' img_size")
+    if shape is None:
+        raise FastinvError(
+            "this physics does not state its image size; pass image_shape=(H, W) or (C, H, W)"
+        )
+    if len(shape) == 2:
+        shape = (1, *shape)
+    if int(np.prod(shape)) != n:
+        raise FastinvError(
+            f"image_shape {shape} has {int(np.prod(shape))} pixels but the operator has n = "
+            f"{n}; pass the operator's image shape"
+        )
+    return shape
+
+
+def _measurement_shape(physics, x_shape, dtype: str) -> tuple[int, ...]:
+    """The shape of one measurement of ``physics``: ``physics.A`` on a zero image (in the
+    model's dtype, which the physics will see)."""
+    import torch
+
+    with torch.no_grad():
+        y0 = physics.A(torch.zeros((1, *x_shape), dtype=_torch_dtype(dtype)))
+    return tuple(int(d) for d in y0.shape[1:])
+
+
+def _takes_physics(module) -> bool:
+    """Whether ``module.forward`` follows deepinv's ``model(y, physics)``: it has a
+    parameter named ``physics`` or two required positional parameters."""
+    import inspect
+
+    try:
+        params = list(inspect.signature(module.forward).parameters.values())
+    except (TypeError, ValueError, AttributeError):
+        return False  # TorchScript / exported programs take tensors only
+    if any(p.name == "physics" for p in params):
+        return True
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    required = [p for p in params if p.kind in positional and p.default is p.empty]
+    return len(required) >= 2
+
+
+def _numpy_images(func, x_shape):
+    """A NumPy callable on (B, C, H, W) arrays as one on rows (B, n)."""
+
+    def rows(Y: np.ndarray) -> np.ndarray:
+        b = Y.shape[0]
+        out = np.asarray(func(Y.reshape(b, *x_shape)))
+        if out.shape != (b, *x_shape):
+            raise FastinvError(
+                f"the model maps images of shape {(b, *x_shape)} to {out.shape}; it must "
+                f"return images of shape {(b, *x_shape)} for this operator"
+            )
+        return out.reshape(b, -1)
+
+    rows.__qualname__ = getattr(func, "__qualname__", type(func).__name__)
+    return rows
 
 
 def _load_any(spec: str, *, tdev, arch, kwargs, trust_pickle) -> LoadedModel:

@@ -113,16 +113,33 @@ def _fmt_bytes(b: float) -> str:
 
 
 def _model_bytes(model: nn.Module, optimizer: str, momentum: float, keep_best: bool) -> int:
-    """Parameters, gradients, optimizer state and a best-weights copy."""
+    """Parameters, gradients, optimizer state and a best-weights copy; buffers (a CNN's
+    back-projection) once, and once more in the best-weights copy."""
     nbytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    buffers = sum(b.numel() * b.element_size() for b in model.buffers())
     copies = 2  # parameters + gradients
     copies += 2 if optimizer == "adam" else (1 if momentum > 0 else 0)
     copies += 1 if keep_best else 0
-    return nbytes * copies
+    return nbytes * copies + buffers * (2 if keep_best else 1)
 
 
 def _activation_bytes(model: nn.Module, rows: int, n_in: int, n_out: int, itemsize: int) -> int:
-    """Rough activations of one forward/backward pass over ``rows`` rows."""
+    """Rough activations of one forward/backward pass over ``rows`` rows.
+
+    Three numbers per output of every linear layer, and per output pixel of every 2-D
+    convolution: out_channels × H × W, with (H, W) the model's ``image_shape`` when it states
+    one (fastinv's CNN keeps the image size), else n_out pixels.
+    """
     widths = [m.out_features for m in model.modules() if isinstance(m, nn.Linear)]
+    pixels = _pixels(model, n_out)
+    widths += [m.out_channels * pixels for m in model.modules() if isinstance(m, nn.Conv2d)]
     per_row = n_in + 2 * n_out + 3 * sum(widths)
     return rows * per_row * itemsize
+
+
+def _pixels(model: nn.Module, n_out: int) -> int:
+    """Pixels per channel of the model's images: H·W of its ``image_shape``, else n_out."""
+    shape = getattr(model, "image_shape", None)
+    if isinstance(shape, tuple) and len(shape) >= 2:
+        return int(shape[-1]) * int(shape[-2])
+    return n_out

@@ -1,4 +1,4 @@
-"""Torch networks that map measurements y to signals x: MLP, linear and residual models.
+"""Torch networks that map measurements y to signals x: MLP, linear, residual and CNN models.
 
 Every model maps a tensor of shape (m, n) to (m, n_out) (n_out = n unless asked otherwise).
 :func:`make_model` builds one reproducibly: the weights are drawn on the CPU from a
@@ -18,19 +18,30 @@ import math
 import os
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from fastinv._device import dtype_name
 from fastinv._device import torch_dtype as resolve_dtype
-from fastinv._validation import check_int
+from fastinv._validation import check_int, check_matrix
 from fastinv.errors import FastinvError
-from fastinv.nets.spec import ACTIVATIONS, INITS, MODELS, check_architecture
+from fastinv.nets.spec import (
+    ACTIVATIONS,
+    CNN_WIDTH,
+    INITS,
+    MODELS,
+    check_architecture,
+    check_image_shape,
+)
 
 __all__ = [
     "ACTIVATIONS",
+    "CNN_WIDTH",
     "INITS",
     "MODELS",
+    "ImageCNN",
+    "ImageModelAdapter",
     "ResidualMLP",
     "build_model",
     "default_width",
@@ -89,13 +100,15 @@ def _with_gen(fn, tensor: torch.Tensor, gen: torch.Generator, **kw) -> None:
 
 
 def _init_linear(
-    layer: nn.Linear, init: str, gen: torch.Generator, *, gain: float = 1.0, zero: bool = False
+    layer: nn.Module, init: str, gen: torch.Generator, *, gain: float = 1.0, zero: bool = False
 ) -> None:
     """Initialise ``layer`` in place from ``gen``.
 
-    ``default`` reproduces PyTorch's nn.Linear init (Kaiming-uniform with a = sqrt(5), bias
-    uniform in ±1/sqrt(fan_in)); ``orthogonal`` draws an orthogonal weight scaled by ``gain``
-    and a zero bias; ``zero=True`` (or ``init="zeros"``) sets weight and bias to zero.
+    ``layer`` is an ``nn.Linear`` or ``nn.Conv2d`` (fan_in = inputs times kernel size).
+    ``default`` reproduces PyTorch's nn.Linear / nn.Conv2d init (Kaiming-uniform with
+    a = sqrt(5), bias uniform in ±1/sqrt(fan_in)); ``orthogonal`` draws an orthogonal weight
+    scaled by ``gain`` and a zero bias; ``zero=True`` (or ``init="zeros"``) sets weight and
+    bias to zero.
     """
     with torch.no_grad():
         if zero or init == "zeros":
@@ -110,7 +123,7 @@ def _init_linear(
             return
         _with_gen(nn.init.kaiming_uniform_, layer.weight, gen, a=math.sqrt(5))
         if layer.bias is not None:
-            fan_in = layer.weight.shape[1]
+            fan_in = layer.weight[0].numel()
             bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
             _with_gen(nn.init.uniform_, layer.bias, gen, a=-bound, b=bound)
 
@@ -163,6 +176,145 @@ class ResidualMLP(nn.Module):
         return self.skip(y) + self.correction(y)
 
 
+class ImageCNN(nn.Module):
+    """``f(y) = B y + CNN(B y)``: a residual CNN on the back-projection (post-processing).
+
+    ``B`` is the fixed back-projection (an (n_out, n_in) buffer, usually Aᵀ; None when the
+    network works on y itself, n_in = n_out). Rows of shape (m, n_out) are viewed as images
+    (m, C, H, W) (row-major: pixel (r, c) of channel k is entry k·H·W + r·W + c) for the
+    3×3 convolutions (zero padding, same size) and flattened back. The output layer starts at
+    zero, so at initialisation the network is exactly the back-projection.
+    """
+
+    def __init__(self, body: nn.Sequential, image_shape, backprojection: torch.Tensor | None):
+        super().__init__()
+        self.image_shape = tuple(int(d) for d in image_shape)  # (C, H, W)
+        self.body = body
+        self.register_buffer("backprojection", backprojection)
+
+    def back_project(self, y: torch.Tensor) -> torch.Tensor:
+        """``B y`` for each row of y (y itself without a back-projection)."""
+        if self.backprojection is None:
+            return y
+        return nn.functional.linear(y, self.backprojection)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        b = self.back_project(y)
+        z = self.body(b.reshape(b.shape[0], *self.image_shape))
+        return b + z.reshape(b.shape)
+
+
+def _cnn_body(
+    channels: int, width: int, depth: int, activation: str, bias: bool, init: str, dtype, gen
+) -> nn.Sequential:
+    """Conv(C→width) - act - [Conv(width→width) - act] * (depth-1) - Conv(width→C), all 3×3;
+    the output layer is zero (``init="zeros"``: the hidden layers get the default init)."""
+    sizes = [channels] + [width] * depth + [channels]
+    hidden_init = "default" if init == "zeros" else init
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        conv = torch.nn.utils.skip_init(
+            nn.Conv2d, sizes[i], sizes[i + 1], 3, padding=1, bias=bias, device="cpu", dtype=dtype
+        )
+        last = i == len(sizes) - 2
+        _init_linear(conv, hidden_init, gen, gain=_gain(activation), zero=last)
+        layers.append(conv)
+        if not last:
+            layers.append(_activation(activation))
+    return nn.Sequential(*layers)
+
+
+def _image_shape_for(image_shape, backprojection, n_out: int) -> tuple[int, int, int]:
+    """The CNN's image shape (C, H, W): the one given, else the operator's; C·H·W = n_out."""
+    shape = check_image_shape(image_shape)
+    if shape is None:
+        shape = check_image_shape(getattr(backprojection, "image_shape", None))
+    if shape is None:
+        raise FastinvError(
+            "model 'cnn' needs the image shape of the signals; pass image_shape=(H, W) (or "
+            "the operator, whose image_shape it reads, as backprojection)"
+        )
+    if len(shape) == 2:
+        shape = (1, *shape)
+    if math.prod(shape) != n_out:
+        raise FastinvError(
+            f"image_shape {shape[1:] if shape[0] == 1 else shape} has {math.prod(shape)} "
+            f"pixels but the signals have {n_out} entries; give the operator's image shape"
+        )
+    return shape
+
+
+def _backprojection_matrix(backprojection, n: int, n_out: int) -> np.ndarray | None:
+    """The back-projection as an (n_out, n) float64 matrix: Aᵀ of an operator A (anything
+    with ``to_dense()``), or the matrix given; None (work on y) needs n = n_out."""
+    if backprojection is None:
+        if n != n_out:
+            raise FastinvError(
+                f"model 'cnn' without a back-projection works on y itself, which needs n = "
+                f"n_out, got n = {n}, n_out = {n_out}; pass backprojection=A (the operator) or Aᵀ"
+            )
+        return None
+    if callable(getattr(backprojection, "to_dense", None)):
+        B = np.asarray(backprojection.to_dense(), dtype=np.float64).T
+        what = f"the operator's Aᵀ (A of shape {tuple(B.shape[::-1])})"
+    else:
+        if isinstance(backprojection, torch.Tensor):
+            backprojection = backprojection.detach().cpu().numpy()
+        B = check_matrix(backprojection, "backprojection")
+        what = f"backprojection of shape {B.shape}"
+    if B.shape != (n_out, n):
+        raise FastinvError(
+            f"{what} does not map y ({n} entries) to x ({n_out} entries); the back-projection "
+            f"must be an ({n_out}, {n}) matrix Aᵀ, or the operator A of shape ({n}, {n_out})"
+        )
+    return np.ascontiguousarray(B)
+
+
+def _build_cnn(n, n_out, width, depth, activation, bias, init, dtype, gen, *, image_shape, B):
+    """``"cnn"``: :class:`ImageCNN` with the back-projection ``B`` (an array or None)."""
+    body = _cnn_body(image_shape[0], width, depth, activation, bias, init, dtype, gen)
+    bp = None if B is None else torch.as_tensor(B, dtype=dtype).clone()
+    return ImageCNN(body, image_shape, bp)
+
+
+class ImageModelAdapter(nn.Module):
+    """Rows in, rows out, for a user's model that works on image tensors.
+
+    ``forward(y)`` views the rows y (b, n_in) as measurements of shape (b, *y_shape), calls
+    ``model(y_img)`` — or ``model(y_img, physics)`` (deepinv's convention) when a physics is
+    given — checks that the result is a tensor of shape (b, *x_shape) and returns it
+    flattened row-major to (b, n). Differentiable, and fine under ``torch.func`` (the audit's
+    Jacobians). The physics is kept outside the module tree, so moving or casting the adapter
+    leaves the operator alone.
+    """
+
+    def __init__(self, model, x_shape, y_shape, physics=None):
+        super().__init__()
+        self.model = model
+        self.x_shape = tuple(int(d) for d in x_shape)
+        self.y_shape = tuple(int(d) for d in y_shape)
+        self._physics = () if physics is None else (physics,)
+
+    @property
+    def physics(self):
+        """The physics passed to the model, or None."""
+        return self._physics[0] if self._physics else None
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        b = y.shape[0]
+        y_img = y.reshape(b, *self.y_shape)
+        out = self.model(y_img, *self._physics)
+        want = (b, *self.x_shape)
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != want:
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            call = "model(y, physics)" if self._physics else "model(y)"
+            raise FastinvError(
+                f"{call} maps images of shape {tuple(y_img.shape)} to {got}; it must return "
+                f"images of shape {want} (batch, channels, height, width) for this operator"
+            )
+        return out.reshape(b, -1)
+
+
 def make_model(
     model: str = "mlp",
     n: int | None = None,
@@ -176,24 +328,32 @@ def make_model(
     dtype: Any = torch.float32,
     seed: int = 0,
     device: str | torch.device | None = None,
+    image_shape: tuple[int, ...] | None = None,
+    backprojection: Any = None,
 ) -> nn.Module:
     """Build a network mapping y of shape (m, n) to x of shape (m, n_out).
 
     Parameters
     ----------
-    model : {"mlp", "linear", "residual"}
+    model : {"mlp", "linear", "residual", "cnn"}
         ``"mlp"``: Linear(n, width) - act - [Linear(width, width) - act] * (depth - 1) -
         Linear(width, n_out); ``depth=0`` is a single Linear(n, n_out).
         ``"linear"``: one ``nn.Linear(n, n_out, bias=bias)`` (f(y) = W y + b).
         ``"residual"``: a learned linear skip plus an MLP correction whose output layer
         starts at zero (see :class:`ResidualMLP`).
+        ``"cnn"``: x = B y + CNN(B y) with B the fixed ``backprojection`` (y itself without
+        one) and CNN = Conv(1, width) - act - [Conv(width, width) - act] * (depth - 1) -
+        Conv(width, 1), 3×3 convolutions on the rows viewed as ``image_shape`` images; the
+        output layer starts at zero, so the network starts as exactly B y (see
+        :class:`ImageCNN`).
     n : int
         Input dimension (length of y).
     n_out : int, optional
         Output dimension (length of x); default ``n``.
     width : int, optional
         Hidden width; default :func:`default_width` = ``max(n, 64)`` (never narrower than n,
-        since a narrower layer caps the rank of the map the network can represent).
+        since a narrower layer caps the rank of the map the network can represent). For
+        ``"cnn"``: channels of the hidden layers, default :data:`CNN_WIDTH` = 32.
     depth : int
         Number of hidden layers (>= 0). Ignored by ``"linear"``.
     activation : {"relu", "tanh", "gelu", "silu", "identity"}
@@ -207,8 +367,9 @@ def make_model(
         tanh, 1 before the output) and zero biases.
         ``"zeros"``: the network starts as the zero map: for ``"linear"`` W = 0 (and b = 0);
         for ``"residual"`` the skip and the correction's output layer are zero while the
-        hidden layers get the default init. Refused for ``"mlp"``, whose gradients all vanish
-        at zero so it could never leave it.
+        hidden layers get the default init (so too for ``"cnn"``, whose output layer always
+        starts at zero). Refused for ``"mlp"``, whose gradients all vanish at zero so it could
+        never leave it.
     dtype : "float32", "float64" or torch dtype
         Parameter dtype.
     seed : int
@@ -216,6 +377,14 @@ def make_model(
     device : str or torch.device, optional
         Where to put the module (default CPU). Weights are drawn on the CPU first, so they
         do not depend on the device.
+    image_shape : tuple (H, W) or (C, H, W), optional
+        ``"cnn"`` only (ignored otherwise): the image shape of x (C·H·W = n_out); default the
+        ``backprojection`` operator's ``image_shape``.
+    backprojection : array of shape (n_out, n), or an operator A of shape (n, n_out), optional
+        ``"cnn"`` only: the fixed map B applied before the CNN, usually Aᵀ (the adjoint of
+        an operator, e.g. fastinv's ``Operator``, made dense with its ``to_dense()``). Stored
+        as a buffer (saved with the weights, never trained). None: the CNN works on y
+        itself (needs n = n_out).
 
     Returns
     -------
@@ -232,17 +401,30 @@ def make_model(
     width, depth = check_architecture(
         model, width=width, depth=depth, activation=activation, init=init
     )
-    if width is None:
-        width = default_width(max(n, n_out))
     tdtype = resolve_dtype(dtype)
     seed = int(seed)
     gen = torch.Generator(device="cpu")
     gen.manual_seed(seed)
-    net = _BUILDERS[model](n, n_out, width, depth, activation, bool(bias), init, tdtype, gen)
+    spec = {"model": model, "n": n, "n_out": n_out}
+    if model == "cnn":
+        shape = _image_shape_for(image_shape, backprojection, n_out)
+        B = _backprojection_matrix(backprojection, n, n_out)
+        width = CNN_WIDTH if width is None else width
+        args = (n, n_out, width, depth, activation, bool(bias), init, tdtype, gen)
+        net = _build_cnn(*args, image_shape=shape, B=B)
+        spec["image_shape"] = list(shape[1:] if shape[0] == 1 else shape)
+        spec["backprojection"] = B is not None
+    elif backprojection is not None:
+        raise FastinvError(
+            f"backprojection is used by model 'cnn' only, not {model!r}; drop it or choose "
+            "model='cnn'"
+        )
+    else:
+        if width is None:
+            width = default_width(max(n, n_out))
+        net = _BUILDERS[model](n, n_out, width, depth, activation, bool(bias), init, tdtype, gen)
     net.fastinv_spec = {
-        "model": model,
-        "n": n,
-        "n_out": n_out,
+        **spec,
         "width": width,
         "depth": depth,
         "activation": activation,
@@ -280,8 +462,12 @@ _BUILDERS = {"mlp": _mlp, "linear": _build_linear, "residual": _build_residual}
 
 
 def build_model(spec: dict, *, device: str | torch.device | None = None) -> nn.Module:
-    """Rebuild an (initial) module from a ``fastinv_spec`` dict; load a state_dict into it."""
+    """Rebuild an (initial) module from a ``fastinv_spec`` dict; load a state_dict into it.
+
+    A CNN's back-projection (``"backprojection": true``) is rebuilt as zeros: it is a buffer,
+    and the state_dict loaded into the module holds the matrix."""
     known = {"model", "n", "n_out", "width", "depth", "activation", "bias", "init", "dtype", "seed"}
+    known |= {"image_shape", "backprojection"}
     unknown = set(spec) - known
     if unknown:
         raise FastinvError(
@@ -290,6 +476,8 @@ def build_model(spec: dict, *, device: str | torch.device | None = None) -> nn.M
     spec = dict(spec)
     name = spec.pop("model", "mlp")
     n = spec.pop("n", None)
+    if spec.pop("backprojection", False):  # a placeholder: the state_dict holds the matrix
+        spec["backprojection"] = np.zeros((spec.get("n_out") or n, n))
     return make_model(name, n, device=device, **spec)
 
 

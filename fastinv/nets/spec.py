@@ -16,6 +16,7 @@ with :func:`fastinv.nets.models.make_model`. This module does not import torch.
 from __future__ import annotations
 
 import dataclasses
+import operator
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -31,6 +32,7 @@ from fastinv.errors import FastinvError
 
 __all__ = [
     "ACTIVATIONS",
+    "CNN_WIDTH",
     "INITS",
     "MATMUL_PRECISIONS",
     "MODELS",
@@ -38,14 +40,39 @@ __all__ = [
     "SCHEDULES",
     "TrainSpec",
     "check_architecture",
+    "check_image_shape",
 ]
 
-MODELS = ("mlp", "linear", "residual")
+MODELS = ("mlp", "linear", "residual", "cnn")
+#: channels of the CNN's hidden layers when ``width=None`` (``model="cnn"``)
+CNN_WIDTH = 32
 ACTIVATIONS = ("relu", "tanh", "gelu", "silu", "identity")
 INITS = ("default", "zeros", "orthogonal")
 OPTIMIZERS = ("adam", "gd", "sgd")
 SCHEDULES = ("constant", "cosine", "step")
 MATMUL_PRECISIONS = ("highest", "high", "medium")
+
+
+def check_image_shape(image_shape: Any, what: str = "image_shape") -> tuple[int, ...] | None:
+    """None, or ``image_shape`` as a tuple (H, W) or (C, H, W) of positive ints.
+
+    Raises
+    ------
+    FastinvError
+        Anything else (a number, a string, a tuple of another length, a zero or negative size).
+    """
+    if image_shape is None:
+        return None
+    constraint = "None or a tuple (H, W) or (C, H, W) of positive integers"
+    if isinstance(image_shape, str | bytes | Mapping):
+        raise fail(what, constraint, image_shape)
+    try:
+        dims = tuple(operator.index(d) for d in image_shape)
+    except TypeError:
+        raise fail(what, constraint, image_shape) from None
+    if len(dims) not in (2, 3) or min(dims) < 1:
+        raise fail(what, constraint, image_shape)
+    return dims
 
 
 def check_architecture(
@@ -84,6 +111,9 @@ class TrainSpec:
     sorted tuple without repeats (or None). ``momentum`` stays None when not given (see
     :attr:`effective_momentum`). ``device`` is only resolved when training starts, since
     whether CUDA is there is a property of the machine, not of the settings.
+    ``image_shape`` is stored as a tuple (H, W) or (C, H, W) (or None); ``backprojection``
+    (``model="cnn"`` only: an (n, m) matrix Aᵀ or the operator A itself) is kept as given,
+    and left out of ``==`` (a matrix has no single truth value).
 
     Raises
     ------
@@ -114,6 +144,8 @@ class TrainSpec:
     callback: Callable | None = None
     num_threads: int | None = None
     matmul_precision: str | None = None
+    image_shape: tuple[int, ...] | None = None
+    backprojection: Any = dataclasses.field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self._check_optimisation()
@@ -190,6 +222,19 @@ class TrainSpec:
             )
         self._set("bias", bool(self.bias))
         self._set("dtype", _dtype_field(self.dtype))
+        self._set("image_shape", check_image_shape(self.image_shape))
+        if self.backprojection is not None:
+            if self.model != "cnn":
+                raise FastinvError(
+                    "backprojection is used by model='cnn' only; drop it or choose model='cnn'"
+                )
+            shape = getattr(self.backprojection, "shape", None)
+            if shape is None or len(shape) != 2:
+                raise fail(
+                    "backprojection",
+                    "None, an (n, m) matrix Aᵀ or an operator A (with shape (m, n) and to_dense)",
+                    self.backprojection,
+                )
 
     # ----------------------------------------------------------------------- derived
     @property
@@ -213,11 +258,13 @@ class TrainSpec:
     def to_dict(self) -> dict:
         """The settings as a dict (``checkpoints`` as a list).
 
-        Plain JSON values when ``model`` is a name and ``callback`` is None.
+        Plain JSON values when ``model`` is a name and ``callback`` and ``backprojection``
+        are None (``image_shape`` as a list).
         """
         d = {name: getattr(self, name) for name in self.field_names()}
-        if d["checkpoints"] is not None:
-            d["checkpoints"] = list(d["checkpoints"])
+        for name in ("checkpoints", "image_shape"):
+            if d[name] is not None:
+                d[name] = list(d[name])
         return d
 
     @classmethod

@@ -79,13 +79,20 @@ def train(Y: np.ndarray, X: np.ndarray, *, spec: TrainSpec | None = None, **kwar
     spec : TrainSpec, optional
         All the settings below at once (see :class:`~fastinv.nets.spec.TrainSpec`); keyword
         arguments given as well replace the spec's values.
-    model : {"mlp", "linear", "residual"} or torch.nn.Module, default "mlp"
+    model : {"mlp", "linear", "residual", "cnn"} or torch.nn.Module, default "mlp"
         A name is built by :func:`fastinv.nets.models.make_model` with ``width``, ``depth``,
-        ``activation``, ``bias``, ``init`` and ``seed`` (those arguments are ignored for a
-        module). A module mapping (m, n) to (m, n_out) is trained in place (moved to
-        ``device`` and ``dtype``) and returned.
+        ``activation``, ``bias``, ``init`` and ``seed`` (and, for ``"cnn"``, ``image_shape``
+        and ``backprojection``; those arguments are ignored for a module). A module mapping
+        (m, n) to (m, n_out) is trained in place (moved to ``device`` and ``dtype``) and
+        returned.
     width, depth, activation, bias, init : default None, 2, "relu", True, "default"
-        Passed to :func:`~fastinv.nets.models.make_model` (width None: ``max(n, 64)``).
+        Passed to :func:`~fastinv.nets.models.make_model` (width None: ``max(n, 64)``; 32
+        channels for ``"cnn"``).
+    image_shape : tuple (H, W) or (C, H, W), optional
+        The image shape of x, for ``model="cnn"`` (recorded in the config for any model).
+    backprojection : array (n_out, n) or operator, optional
+        ``model="cnn"`` only: the fixed back-projection Aᵀ the CNN post-processes (an
+        operator A is made dense once); None: the CNN works on y (n = n_out).
     optimizer : {"adam", "gd", "sgd"}, default "adam"
         ``"adam"``: torch.optim.Adam. ``"gd"``: plain gradient descent, torch.optim.SGD with
         momentum 0 (unless ``momentum`` is given) on the FULL training set, one step per
@@ -213,6 +220,9 @@ def _build_network(spec: TrainSpec, n_in: int, n_out: int) -> tuple[nn.Module, t
     """The network to train, its dtype, and its name for the config."""
     if isinstance(spec.model, str):
         tdtype = resolve_dtype("float32" if spec.dtype is None else spec.dtype)
+        image = {}
+        if spec.model == "cnn":
+            image = {"image_shape": spec.image_shape, "backprojection": spec.backprojection}
         net = make_model(
             spec.model,
             n_in,
@@ -224,6 +234,7 @@ def _build_network(spec: TrainSpec, n_in: int, n_out: int) -> tuple[nn.Module, t
             init=spec.init,
             dtype=tdtype,
             seed=spec.seed,
+            **image,
         )
         return net, tdtype, spec.model
     net = spec.model
@@ -559,6 +570,8 @@ def _config_dict(
         "checkpoints": list(spec.checkpoints or ()),
         "num_threads": spec.num_threads,
         "matmul_precision": spec.matmul_precision,
+        "image_shape": arch.get("image_shape", _as_list(spec.image_shape)),
+        "backprojection": bool(arch.get("backprojection", False)),
         "n_samples": int(sizes.n_samples),
         "n_in": int(sizes.n_in),
         "n_out": int(sizes.n_out),
@@ -569,6 +582,10 @@ def _config_dict(
 
 
 # --------------------------------------------------------------------------- helpers
+def _as_list(shape) -> list | None:
+    return None if shape is None else list(shape)
+
+
 def _set_mode(model, training: bool) -> bool:
     """Put ``model`` in train/eval mode; returns its previous mode.
 

@@ -154,6 +154,7 @@ def _physics(physics, image_shape) -> tuple[FuncMap, dict]:
         (m, n),
         (H, W) if C == 1 else (C, H, W),
     )
+    lm.physics = physics  # kept for models called as model(y, physics) (nets.loading.physics_of)
     info = {"kind": "deepinv physics", "dtype": str(dt).replace("torch.", "")}
     sigma = _noise_sigma(physics)
     if sigma is not None:

@@ -34,6 +34,26 @@ Priors (``PRIORS`` lists them with their parameters and defaults):
     Bernoulli-Gaussian: each entry is nonzero with probability p, then N(0, s^2);
     mean 0, cov exactly p s^2 I.
 
+Image priors (signals are H x W images flattened row-major, n = H W; ``image_shape`` (or
+``shape``) = (H, W), default the square sqrt(n) x sqrt(n); the numerics and the exact
+definitions are in fastinv/problem/image_priors.py):
+
+``grf`` (image_shape, alpha = 3, k0 = 0.05, scale = 1, power = None)
+    stationary Gaussian random field on the H x W torus with power spectrum
+    P(k) ∝ (k0² + |k|²)^(-alpha/2) (k in cycles per pixel), normalised to pixel variance
+    scale², or a given ``power`` ((H, W) array in ``numpy.fft`` order, or a callable of the
+    frequency grids; used as given, times scale²). White noise from stream SIGNAL filtered by
+    FFT; the covariance F* diag(P) F is exact (:meth:`GRFPrior.cov`), and
+    :meth:`GRFPrior.power_spectrum` gives its eigenvalues without an n x n matrix.
+``shapes`` (image_shape, disks = 4, rects = 4, radius_min/max = 0.05/0.2, size_min/max =
+0.1/0.4, intensity_min/max = -1/1, background = 0)
+    piecewise-constant images of rectangles and disks (uniforms of stream AUX); no closed
+    form moments (``mean()`` and ``cov()`` are None: the audit uses sampled moments).
+``images`` (images, image_shape)
+    a user's own clean images ((N, H, W) or (N, n) array, or a .npy / .npz path); row i is
+    the image picked by row i's first uniform of stream AUX. Mean and covariance (ddof 0) of
+    the stack are exact for this distribution.
+
 Random streams: stream 0 (SIGNAL) gives the Gaussian values of every prior, stream 1 (AUX)
 the jump / support positions, stream 2 (NOISE) the measurement noise
 (fastinv/problem/data.py).
@@ -50,15 +70,28 @@ import numpy as np
 from fastinv._validation import check_float, check_int, check_seed
 from fastinv.errors import FastinvError
 from fastinv.problem.blocks import aligned_matmul, fft_block, row_block
+from fastinv.problem.image_priors import (
+    IMAGE_PRIORS,
+    SHAPE_WORDS,
+    check_image_params,
+    circulant_cov,
+    filter_rows,
+    grf_spectrum,
+    load_images,
+    paint_shapes,
+)
 
 __all__ = [
     "EIG_RTOL",
     "MAX_EMBED_FACTOR",
     "PRIORS",
+    "GRFPrior",
     "GaussianPrior",
+    "ImagesPrior",
     "LowRank",
     "PiecewiseConstantPrior",
     "Prior",
+    "ShapesPrior",
     "SmoothPrior",
     "SparsePrior",
     "as_seed",
@@ -98,6 +131,7 @@ PRIORS: dict[str, dict] = {
         "description": "Bernoulli-Gaussian: each entry nonzero with probability p, N(0, scale^2)",
         "params": {"p": 0.05, "scale": 1.0},
     },
+    **IMAGE_PRIORS,  # grf, shapes, images: fastinv/problem/image_priors.py
 }
 
 
@@ -403,11 +437,146 @@ class SmoothPrior(Prior):
 
 
 # ---------------------------------------------------------------------------------------
+# image priors (numerics in fastinv/problem/image_priors.py)
+def _power_summary(power):
+    """How ``power`` is shown in to_dict / metrics.json (arrays and callables summarised)."""
+    if power is None or isinstance(power, (str, int, float)):
+        return power
+    if callable(power):
+        return f"callable {getattr(power, '__qualname__', type(power).__name__)}"
+    return f"array {tuple(np.shape(power))}"
+
+
+@dataclass
+class GRFPrior(Prior):
+    """Stationary Gaussian random field on the H x W torus, sampled by FFT.
+
+    Attributes
+    ----------
+    image_shape : (int, int)
+        (H, W), n = H W.
+    """
+
+    def __post_init__(self):
+        p = self.params
+        self.image_shape = tuple(p["image_shape"])
+        H, W = self.image_shape
+        self._P = grf_spectrum(
+            self.image_shape, alpha=p["alpha"], k0=p["k0"], scale=p["scale"], power=p["power"]
+        )
+        self._mult = np.sqrt(self._P[:, : W // 2 + 1])  # rfft2 half of sqrt(P)
+        self._block = fft_block(self.n)
+        self._cov = None
+
+    def power_spectrum(self) -> np.ndarray:
+        """P (H, W), ``numpy.fft`` order: cov = F* diag(P) F with F the unitary 2-D DFT
+        (P[kr, kc] is the variance of the field's unitary Fourier coefficient at (kr, kc))."""
+        return self._P.copy()
+
+    def autocovariance(self) -> np.ndarray:
+        """c (H, W) = ifft2(P): cov[i, j] = c[(r_i - r_j) mod H, (c_i - c_j) mod W]."""
+        return np.fft.ifft2(self._P).real
+
+    def cov(self) -> np.ndarray:
+        """Exact covariance, n x n (block circulant; O(n²) memory, use power_spectrum for
+        large n)."""
+        if self._cov is None:
+            self._cov = circulant_cov(self.autocovariance())
+        return self._cov.copy()
+
+    def fill(self, out, seed, start, work=None):
+        from fastinv.kernels.priors import _gaussian_fill
+
+        _gaussian_fill(out, seed, start, 1.0)  # white noise, then the filter sqrt(P)
+        filter_rows(out, self._mult, self.image_shape, start, self._block)
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        d["params"].update(
+            image_shape=list(self.image_shape), power=_power_summary(self.params["power"])
+        )
+        d["pixel_variance"] = float(self._P.mean())
+        return d
+
+
+@dataclass
+class ShapesPrior(Prior):
+    """Piecewise-constant images of rectangles and disks (``mean()`` and ``cov()`` are None:
+    no closed form)."""
+
+    def __post_init__(self):
+        self.image_shape = tuple(self.params["image_shape"])
+
+    def mean(self) -> None:
+        """Not available in closed form (the audit estimates it from samples)."""
+        return None
+
+    def fill(self, out, seed, start, work=None):
+        from fastinv.kernels.rng import STREAM_AUX, _fill_uniform
+
+        N = out.shape[0]
+        words = SHAPE_WORDS * (self.params["rects"] + self.params["disks"])
+        rows = max(1, (1 << 18) // self.n)  # rows painted at once (masks of ~2**18 pixels)
+        U = np.empty((min(rows, N), words))
+        for s in range(0, N, rows):
+            e = min(N, s + rows)
+            _fill_uniform(U[: e - s], seed, STREAM_AUX, start + s)
+            paint_shapes(out[s:e], U[: e - s], self.image_shape, self.params)
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        d["params"]["image_shape"] = list(self.image_shape)
+        return d
+
+
+@dataclass
+class ImagesPrior(Prior):
+    """A user's clean images, drawn uniformly by the seed (exact empirical moments)."""
+
+    def __post_init__(self):
+        self.image_shape = tuple(self.params["image_shape"])
+        self._images, self.source = load_images(self.params["images"], self.n, self.image_shape)
+        self._cov = None
+
+    @property
+    def n_images(self) -> int:
+        return int(self._images.shape[0])
+
+    def mean(self) -> np.ndarray:
+        """Mean of the stack (exact for the distribution sampled)."""
+        return self._images.mean(0)
+
+    def cov(self) -> np.ndarray:
+        """Covariance of the stack with ddof 0 (exact for the distribution sampled)."""
+        if self._cov is None:
+            Xc = self._images - self.mean()
+            self._cov = (Xc.T @ Xc) / self.n_images
+        return self._cov.copy()
+
+    def fill(self, out, seed, start, work=None):
+        from fastinv.kernels.rng import STREAM_AUX, _fill_uniform
+
+        u = np.empty((out.shape[0], 1))
+        _fill_uniform(u, seed, STREAM_AUX, start)
+        idx = np.minimum((u[:, 0] * self.n_images).astype(np.int64), self.n_images - 1)
+        np.take(self._images, idx, axis=0, out=out)
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        d["params"].update(image_shape=list(self.image_shape), images=self.source)
+        d["n_images"] = self.n_images
+        return d
+
+
+# ---------------------------------------------------------------------------------------
 _CLASSES = {
     "gaussian": GaussianPrior,
     "smooth": SmoothPrior,
     "piecewise_constant": PiecewiseConstantPrior,
     "sparse": SparsePrior,
+    "grf": GRFPrior,
+    "shapes": ShapesPrior,
+    "images": ImagesPrior,
 }
 
 #: parameter -> (what the message calls it, check_float bounds) beyond ``scale``
@@ -430,7 +599,8 @@ def make_prior(name: str, n: int, **params) -> Prior:
     Parameters
     ----------
     name : str
-        one of :data:`PRIORS` (gaussian, smooth, piecewise_constant, sparse).
+        one of :data:`PRIORS` (gaussian, smooth, piecewise_constant, sparse; images: grf,
+        shapes, images).
     n : int
         signal length (>= 1).
     **params
@@ -443,6 +613,8 @@ def make_prior(name: str, n: int, **params) -> Prior:
     if not isinstance(name, str) or name not in PRIORS:
         raise FastinvError(f"unknown prior {name!r}; choose one of: {', '.join(sorted(PRIORS))}")
     n = check_int(n, "n", lo=1)
+    if name in IMAGE_PRIORS:
+        return _CLASSES[name](name=name, n=n, params=check_image_params(name, n, params))
     return _CLASSES[name](name=name, n=n, params=_check_params(name, params))
 
 

@@ -356,7 +356,7 @@ class ZeroConvolution(LinearMap):
         H, W = (int(g) for g in grid)
         super().__init__((H * W, H * W), image_shape)
         self.grid = (H, W)
-        self.psf = np.asarray(psf, dtype=np.float64)
+        self.psf = _crop_centred(np.asarray(psf, dtype=np.float64))
 
     def _conv(self, X, kernel):
         import scipy.signal
@@ -369,6 +369,16 @@ class ZeroConvolution(LinearMap):
 
     def rmatmat_rows(self, Y):
         return self._conv(Y, self.psf[::-1, ::-1])
+
+
+def _crop_centred(psf: np.ndarray) -> np.ndarray:
+    """The smallest centred odd window of an odd-sized ``psf`` that holds all its non-zero
+    entries (the same radius on opposite sides, so 'same' convolution is unchanged)."""
+    (R, C), nz = (d // 2 for d in psf.shape), np.argwhere(psf != 0)
+    if nz.size == 0:
+        return psf[R : R + 1, C : C + 1]
+    r, c = (int(v) for v in np.abs(nz - [R, C]).max(axis=0))
+    return psf[R - r : R + r + 1, C - c : C + c + 1]
 
 
 # --------------------------------------------------------------------------------------

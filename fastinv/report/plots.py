@@ -14,21 +14,36 @@ from pathlib import Path
 import numpy as np
 
 from fastinv.auditing.angles import ON_DATA_PREFIX
+from fastinv.auditing.images import (
+    IMAGE_PREFIX,
+    MAP_PREFIX,
+    RADIAL_PREFIX,
+    frequency_map,
+    radial_average,
+)
 from fastinv.auditing.references import LABELS
 from fastinv.io import save_figure
 from fastinv.report.figures import pyplot
 
 __all__ = [
+    "IMAGE_FIGURES",
     "angle_series",
     "filter_factors_figure",
+    "filter_maps_figure",
+    "image_panel_figure",
     "make_plots",
     "picard_figure",
     "plot_scaling",
     "principal_angles_figure",
+    "radial_filter_figure",
     "singular_values_figure",
     "style_axes",
     "training_figure",
 ]
+
+
+#: the figures of an audit on images, shown in the report's "Images" section
+IMAGE_FIGURES = ("images", "filter_factor_maps", "filter_factors_radial")
 
 
 def _label(key: str) -> str:
@@ -57,7 +72,8 @@ def style_axes(
 def _save(plt, fig, path: Path, *, dpi: int) -> Path:
     """Lay out, write and close ``fig``."""
     try:
-        fig.tight_layout()
+        if fig.get_layout_engine() is None:  # figures drawn with a layout engine keep theirs
+            fig.tight_layout()
         return save_figure(path, fig, dpi=dpi)
     finally:
         plt.close(fig)
@@ -88,6 +104,9 @@ def make_plots(arrays: dict, out_dir: Path, *, history: dict | None = None) -> d
         ("picard", lambda: picard_figure(plt, arrays)),
         ("principal_angles", lambda: principal_angles_figure(plt, arrays)),
         ("training", lambda: training_figure(plt, history)),
+        ("images", lambda: image_panel_figure(plt, arrays)),
+        ("filter_factor_maps", lambda: filter_maps_figure(plt, arrays)),
+        ("filter_factors_radial", lambda: radial_filter_figure(plt, arrays)),
     )
     paths: dict[str, Path] = {}
     for name, draw in figures:
@@ -227,6 +246,154 @@ def training_figure(plt, history: dict | None):
     if any(v is not None for v in val):
         ax.semilogy(ep[: len(val)], val, label="validation")
     style_axes(ax, xlabel="epoch", ylabel="loss  ½·mean ‖x̂ − x‖²", title="Training")
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# images (see fastinv.auditing.images)
+
+#: the columns of the image panel, in order, with their titles
+_IMAGE_COLUMNS = (
+    ("truth", "truth x"),
+    ("measurement", "measurement y"),
+    ("backprojection", "Aᵀ y"),
+    ("network", "network x̂"),
+    ("C", "C y + b"),
+    ("lmmse", "LMMSE / Wiener"),
+    ("tikhonov_oracle", "Tikhonov (oracle λ)"),
+    ("tikhonov_gcv", "Tikhonov (GCV λ)"),
+)
+
+
+def _rel_err(est, truth) -> float:
+    return float(np.linalg.norm(est - truth) / max(np.linalg.norm(truth), 1e-300))
+
+
+def image_panel_figure(plt, arrays: dict):
+    """Test images side by side: one row per image; columns truth, measurement, network,
+    C y + b, LMMSE/Wiener and the best Tikhonov, on one color scale per row (the truth's
+    range, else the row's), each titled with its relative error ‖x̂ − x‖/‖x‖; None without
+    images."""
+    cols = [(k, t) for k, t in _IMAGE_COLUMNS if f"{IMAGE_PREFIX}{k}" in arrays]
+    if not cols:
+        return None
+    stacks = [np.asarray(arrays[f"{IMAGE_PREFIX}{k}"]) for k, _ in cols]
+    truth = arrays.get(f"{IMAGE_PREFIX}truth")
+    n_img = stacks[0].shape[0]
+    fig, axes = plt.subplots(
+        n_img,
+        len(cols),
+        figsize=(2.3 * len(cols) + 0.8, 2.45 * n_img + 0.3),
+        squeeze=False,
+        layout="constrained",
+    )
+    for i in range(n_img):
+        ref = truth[i] if truth is not None else np.stack([s[i] for s in stacks])
+        vmin, vmax = float(np.min(ref)), float(np.max(ref))
+        for j, ((key, title), stack) in enumerate(zip(cols, stacks, strict=True)):
+            ax = axes[i, j]
+            im = ax.imshow(stack[i], cmap="gray", vmin=vmin, vmax=vmax, interpolation="nearest")
+            if truth is not None and key != "truth":
+                title = f"{title}\nrel. error {_rel_err(stack[i], truth[i]):.3f}"
+            ax.set_title(title, fontsize=11)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[i, 0].set_ylabel(f"test image {i + 1}", fontsize=11)
+        cb = fig.colorbar(im, ax=list(axes[i]), fraction=0.02, pad=0.01)
+        cb.ax.tick_params(labelsize=10)
+    fig.suptitle("Test images and their reconstructions (one color scale per row)", fontsize=13)
+    return fig
+
+
+def _map_extent(shape) -> list[float]:
+    """imshow extent of a centred frequency map, in cycles per pixel."""
+    H, W = shape
+    return [
+        (-(W // 2) - 0.5) / W,
+        ((W - 1) // 2 + 0.5) / W,
+        (-(H // 2) - 0.5) / H,
+        ((H - 1) // 2 + 0.5) / H,
+    ]
+
+
+def _phi_names(arrays: dict, prefix: str) -> list[str]:
+    """The estimators with arrays ``<prefix><name>``: C first, then the references."""
+    names = [k[len(prefix) :] for k in arrays if k.startswith(prefix)]
+    names = [k for k in names if k != "radius"]
+    return sorted(names, key=lambda k: (k != "C", k != "lmmse", k))
+
+
+def filter_maps_figure(plt, arrays: dict):
+    """Filter factors over frequency (2-D maps, zero frequency at the centre) of C and the
+    references on one color scale, and φ_C − φ_LMMSE; None without maps."""
+    names = _phi_names(arrays, MAP_PREFIX)
+    if not names:
+        return None
+    maps = [np.asarray(arrays[f"{MAP_PREFIX}{k}"]) for k in names]
+    diff = "C" in names and "lmmse" in names
+    ncol = len(names) + int(diff)
+    fig, axes = plt.subplots(
+        1, ncol, figsize=(3.6 * ncol + 0.6, 3.7), squeeze=False, layout="constrained"
+    )
+    ext = _map_extent(maps[0].shape)
+    lo = min(0.0, float(np.nanpercentile(maps[0], 1)))
+    hi = max(1.0, float(np.nanpercentile(maps[0], 99)))
+    lo, hi = max(lo, -1.0), min(hi, 2.0)
+    for ax, name, M in zip(axes[0], names, maps, strict=False):
+        im = ax.imshow(M, origin="lower", extent=ext, cmap="viridis", vmin=lo, vmax=hi)
+        ax.set_title(f"φ of {_label(name)}", fontsize=11)
+    fig.colorbar(im, ax=list(axes[0, : len(names)]), fraction=0.025, pad=0.02, label="φ")
+    if diff:
+        d = maps[names.index("C")] - maps[names.index("lmmse")]
+        lim = max(float(np.nanmax(np.abs(d))), 1e-12)
+        ax = axes[0, -1]
+        im = ax.imshow(d, origin="lower", extent=ext, cmap="RdBu_r", vmin=-lim, vmax=lim)
+        ax.set_title("φ_C − φ_LMMSE", fontsize=11)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    for ax in axes[0]:
+        ax.set_xlabel("k_x (cycles / pixel)", fontsize=10)
+        ax.tick_params(labelsize=9)
+    axes[0, 0].set_ylabel("k_y (cycles / pixel)", fontsize=10)
+    fig.suptitle(
+        "Filter factors over frequency (1: inverted as A⁻¹ does, 0: suppressed)", fontsize=13
+    )
+    return fig
+
+
+def radial_filter_figure(plt, arrays: dict):
+    """Filter factors averaged over rings of equal |k|: C against the references, with A's
+    singular values |λ(k)| averaged the same way on a log axis; None without maps."""
+    names = _phi_names(arrays, RADIAL_PREFIX)
+    radius = arrays.get(f"{RADIAL_PREFIX}radius")
+    if not names or radius is None:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colors = {"C": "C0", "lmmse": "C2"}
+    for i, name in enumerate(names):
+        v = arrays[f"{RADIAL_PREFIX}{name}"]
+        color = colors.get(name, f"C{3 + i}")
+        if name == "C":
+            ax.plot(radius, v, "o-", ms=4, lw=1.6, color=color, label=_label(name), zorder=5)
+        else:
+            ax.plot(radius, v, "-", lw=1.4, color=color, label=_label(name))
+    ax.axhline(1.0, color="k", lw=0.8, ls="--", label="A⁻¹ (φ = 1)")
+    ax.axhline(0.0, color="grey", lw=0.5)
+    shape = np.shape(arrays[f"{MAP_PREFIX}{names[0]}"])
+    if "freq_ky" in arrays and "sigma_A" in arrays:
+        s_map = frequency_map(arrays["sigma_A"], arrays["freq_ky"], arrays["freq_kx"], shape)
+        _, s_rad = radial_average(s_map)
+        ax2 = ax.twinx()
+        ax2.semilogy(radius, np.where(s_rad > 0, s_rad, np.nan), ":", color="grey", lw=1.5)
+        ax2.set_ylabel("σ = |λ(k)| of A (dotted, log)", color="grey")
+        ax2.tick_params(axis="y", colors="grey")
+    style_axes(
+        ax,
+        xlabel="|k| (cycles / pixel)",
+        ylabel="mean filter factor φ over the ring",
+        title="Filter factors against spatial frequency (radial average)",
+        legend={"fontsize": 8, "loc": "center right"},
+        grid="major",
+    )
     return fig
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from fastinv._progress import Stopwatch
 from fastinv.auditing.references import LABELS
 from fastinv.io import OutFolder, save_npz, write_json, write_text
-from fastinv.report.plots import make_plots
+from fastinv.report.plots import IMAGE_FIGURES, make_plots
 
 __all__ = [
     "ANGLE_GAP_FLAG",
@@ -167,12 +167,13 @@ def render_markdown(metrics: dict, verdict: list[str], plots: dict[str, Path], t
         _header(metrics, title),
         ["## Verdict", ""] + [f"- {v}" for v in verdict] + [""],
         _errors_section(metrics),
+        _images_section(plots),
         _surrogate_section(metrics.get("surrogate", {})),
         _filters_section(metrics.get("filters", {})),
         angles_section(metrics.get("comparison") or {}),
         _jacobians_section(metrics),
         _notes_sections(metrics),
-        _plots_section(plots),
+        _plots_section({k: p for k, p in plots.items() if k not in IMAGE_FIGURES}),
     )
     return "\n".join(line for section in sections for line in section)
 
@@ -260,6 +261,28 @@ def _notes_sections(metrics: dict) -> list[str]:
     if tim:
         rows = [(k, _g(v, 3)) for k, v in _flat(tim)]
         lines += _table_section("Timings (seconds)", rows, ("stage", "s"))
+    return lines
+
+
+_IMAGES_TEXT = {
+    "images": "Test images (rows) and their reconstructions (columns), one color scale per "
+    "row, each titled with its relative error ‖x̂ − x‖/‖x‖.",
+    "filter_factor_maps": "Filter factors φ_i placed at the frequency k of A's i-th singular "
+    "vector (a cosine/sine pair shares ±k; zero frequency at the centre).",
+    "filter_factors_radial": "The same filter factors averaged over rings of equal |k| "
+    "(over all directions: where the maps are not round, the average hides which directions "
+    "are kept).",
+}
+
+
+def _images_section(plots: dict[str, Path]) -> list[str]:
+    """The figures of an audit on images, with a line of text each (empty without them)."""
+    shown = [name for name in IMAGE_FIGURES if name in plots]
+    if not shown:
+        return []
+    lines = ["## Images", ""]
+    for name in shown:
+        lines += [_IMAGES_TEXT[name], "", f"![{name}]({Path(plots[name]).name})", ""]
     return lines
 
 

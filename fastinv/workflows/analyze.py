@@ -10,13 +10,26 @@ from pathlib import Path
 import numpy as np
 
 from fastinv._progress import Reporter
-from fastinv._validation import check_2d, check_finite, check_float, check_int
+from fastinv._validation import check_2d, check_choice, check_finite, check_float, check_int
 from fastinv.errors import FastinvError
 from fastinv.io import closes_out_folders
 from fastinv.workflows.memory import check_analyze_memory
 from fastinv.workflows.run import TEST_SEED_OFFSET, prepare_out, timings_block
 
-__all__ = ["AnalyzeConfig", "ProbeData", "analyze_model", "load_array"]
+__all__ = [
+    "DEFAULT_NOISE",
+    "DEFAULT_PRIOR",
+    "AnalyzeConfig",
+    "ProbeData",
+    "analyze_model",
+    "load_array",
+]
+
+#: the generated probes' prior and noise level when none is given
+DEFAULT_PRIOR = "smooth"
+DEFAULT_NOISE = 0.01
+#: settings that only describe generated probes (not used with the user's own)
+GENERATED_ONLY = ("prior", "prior_params", "samples")
 
 
 @dataclass
@@ -31,10 +44,12 @@ class AnalyzeConfig:
     trust_pickle: bool
     probes_path: object
     truth_path: object
-    prior: str
+    test_probes_path: object
+    test_truth_path: object
+    prior: str | None
     prior_params: dict | None
-    noise: float
-    noise_type: str
+    noise: float | None
+    noise_type: str | None
     samples: int | None
     n_jacobian: int
     device: str
@@ -45,18 +60,31 @@ class AnalyzeConfig:
         """From :func:`analyze_model`'s arguments by name (more names are ignored)."""
         return cls(**{f.name: args[f.name] for f in dataclasses.fields(cls)})
 
+    @property
+    def user(self) -> bool:
+        """The user's own probes are audited (else probes are generated)."""
+        return self.probes_path is not None
+
     def to_dict(self, n: int) -> dict:
-        """config.json: the arguments, with the operator's actual ``n`` and paths as str."""
+        """config.json: what the audit used, with the operator's actual ``n`` and paths as
+        str. With the user's probes the generated-data settings (prior, samples) are left
+        out, and so is the noise when none was given; settings not given (None) are left out."""
         d = dataclasses.asdict(self)
-        renamed = {"model_spec": "model", "probes_path": "probes", "truth_path": "truth"}
+        renamed = {
+            "model_spec": "model",
+            "probes_path": "probes",
+            "truth_path": "truth",
+            "test_probes_path": "test_probes",
+            "test_truth_path": "test_truth",
+        }
         d = {renamed.get(k, k): v for k, v in d.items()}
-        d.update(
-            n=n,
-            probes=self.probes_path and str(self.probes_path),
-            truth=self.truth_path and str(self.truth_path),
-            prior_params=self.prior_params or {},
-        )
-        return d
+        d.update(n=n, prior_params=self.prior_params or {})
+        for key in ("probes", "truth", "test_probes", "test_truth"):
+            d[key] = None if d[key] is None else str(d[key])
+        drop = set(GENERATED_ONLY) if self.user else set()
+        if self.noise is None:
+            drop |= {"noise", "noise_type"}
+        return {k: v for k, v in d.items() if k not in drop and v is not None}
 
 
 @dataclass
@@ -112,10 +140,12 @@ def analyze_model(
     trust_pickle: bool = False,
     probes_path=None,
     truth_path=None,
-    prior: str = "smooth",
+    test_probes_path=None,
+    test_truth_path=None,
+    prior: str | None = None,
     prior_params: dict | None = None,
-    noise: float = 0.01,
-    noise_type: str = "relative",
+    noise: float | None = None,
+    noise_type: str | None = None,
     samples: int | None = None,
     n_jacobian: int = 16,
     device: str = "cpu",
@@ -126,10 +156,16 @@ def analyze_model(
 ) -> dict:
     """Audit the user's own model against their operator (`fastinv analyze`).
 
-    Without ``probes_path`` the probes and test pairs are generated from ``prior`` and
-    ``noise``; with it, the surrogate is fitted on the user's probes and the test set is the
-    same probes (with ``truth_path``'s targets, if given). Returns the metrics dict (also
-    written to metrics.json when ``out`` is given).
+    Without ``probes_path`` the probes and test pairs are generated from ``prior``
+    (default :data:`DEFAULT_PRIOR`) and ``noise`` (default :data:`DEFAULT_NOISE`, relative).
+    With it, the surrogate is fitted on the user's probes, and the test set is
+    ``test_probes_path`` (with ``test_truth_path``'s targets, if given) or else the same
+    probes (with ``truth_path``'s targets, if given). With a separate test set and
+    ``truth_path``, the oracle parameters are chosen on the fitting pairs. ``noise`` and
+    ``noise_type`` ("relative" by default) then describe the noise in the user's probes:
+    given, the LMMSE reference is computed with the prior's moments estimated from the
+    targets; not given, it is not. Returns the metrics dict (also written to metrics.json
+    when ``out`` is given).
     """
     cfg = AnalyzeConfig.from_arguments(locals())
     _check_arguments(cfg)
@@ -138,6 +174,7 @@ def analyze_model(
         cfg.n,
         model_spec=cfg.model_spec,
         probes_path=cfg.probes_path,
+        test_probes_path=cfg.test_probes_path,
         samples=cfg.samples,
         n_jacobian=cfg.n_jacobian,
     )
@@ -146,10 +183,9 @@ def analyze_model(
     with rep.stage("operator"):
         op = _load_operator(cfg)
     with rep.stage("load_model"):
-        loaded = _load_model(cfg, op.n)
+        loaded = _load_model(cfg, op)
     with rep.stage("data"):
-        user = cfg.probes_path is not None
-        data = _user_probes(cfg, op.n) if user else _generated_probes(cfg, op)
+        data = _user_probes(cfg, op.n) if cfg.user else _generated_probes(cfg, op)
     with rep.stage("audit", "auditing"):
         res = _audit(cfg, loaded, op, data, rep)
     metrics = {
@@ -170,11 +206,64 @@ def analyze_model(
 
 def _check_arguments(cfg: AnalyzeConfig) -> None:
     """The counts: generated probes (None: the default; at least 2 for an affine fit) and
-    Jacobian probes (>= 0)."""
+    Jacobian probes (>= 0); the noise; which data files go together."""
     if cfg.samples is not None:
         cfg.samples = check_int(cfg.samples, "samples", lo=2)
     cfg.n_jacobian = check_int(cfg.n_jacobian, "n_jacobian (--jacobian-probes)", lo=0)
-    cfg.noise = check_float(cfg.noise, "noise", lo=0)
+    if cfg.noise is not None:
+        cfg.noise = check_float(cfg.noise, "noise", lo=0)
+    if cfg.noise_type is not None:
+        cfg.noise_type = check_choice(
+            cfg.noise_type, "noise_type (--noise-type)", ("relative", "absolute")
+        )
+    _check_data_files(cfg)
+    if cfg.user:
+        _settle_user_noise(cfg)
+    else:
+        cfg.prior = cfg.prior or DEFAULT_PRIOR
+        cfg.noise = DEFAULT_NOISE if cfg.noise is None else cfg.noise
+        cfg.noise_type = cfg.noise_type or "relative"
+
+
+def _check_data_files(cfg: AnalyzeConfig) -> None:
+    """Targets pair with their inputs; a separate test set goes with the user's probes."""
+    pairs = (
+        ("truth_path (--truth)", cfg.truth_path, "probes_path (--probes)", cfg.probes_path),
+        (
+            "test_truth_path (--test-truth)",
+            cfg.test_truth_path,
+            "test_probes_path (--test-probes)",
+            cfg.test_probes_path,
+        ),
+        (
+            "test_probes_path (--test-probes)",
+            cfg.test_probes_path,
+            "probes_path (--probes)",
+            cfg.probes_path,
+        ),
+    )
+    for what, value, needs, other in pairs:
+        if value is not None and other is None:
+            raise FastinvError(f"{what} goes with {needs}; give that too")
+
+
+def _settle_user_noise(cfg: AnalyzeConfig) -> None:
+    """With the user's probes: settings for generated probes are ignored (warned), and the
+    noise type defaults to relative only when a noise level is given."""
+    ignored = [k for k in GENERATED_ONLY if getattr(cfg, k)]
+    if cfg.noise is None and cfg.noise_type is not None:
+        ignored.append("noise_type (without noise)")
+        cfg.noise_type = None
+    if ignored:
+        warnings.warn(
+            f"{', '.join(ignored)} describe generated probes and are ignored with your own probes",
+            UserWarning,
+            stacklevel=4,  # analyze_model's caller
+        )
+    for k in GENERATED_ONLY:
+        setattr(cfg, k, None)
+    if cfg.noise is not None:
+        cfg.noise_type = cfg.noise_type or "relative"
 
 
 def _load_operator(cfg: AnalyzeConfig):
@@ -185,28 +274,27 @@ def _load_operator(cfg: AnalyzeConfig):
     return op
 
 
-def _load_model(cfg: AnalyzeConfig, n: int):
-    from fastinv.nets.loading import load_model
+def _load_model(cfg: AnalyzeConfig, op):
+    """The user's model; one for a deepinv physics operator is called as ``model(y, physics)``
+    when its forward takes the physics (:func:`fastinv.nets.loading.load_model`)."""
+    from fastinv.nets.loading import load_model, physics_of
 
     return load_model(
         cfg.model_spec,
-        n=n,
+        n=op.n,
         arch=cfg.arch,
         arch_kwargs=cfg.arch_kwargs,
         trust_pickle=cfg.trust_pickle,
         device=cfg.device,
+        physics=physics_of(op),
     )
 
 
 def _user_probes(cfg: AnalyzeConfig, n: int) -> ProbeData:
     """The user's probes (and targets): C is fitted on all of them (20 % held out inside for
-    R²), and they are the test set too."""
-    Y = load_array(cfg.probes_path, "probes", n=n)
-    X = load_array(cfg.truth_path, "targets", n=n) if cfg.truth_path is not None else None
-    if X is not None and X.shape[0] != Y.shape[0]:
-        raise FastinvError(
-            f"targets have {X.shape[0]} rows but probes have {Y.shape[0]}; they must pair up"
-        )
+    R²); the test set is the separate test probes when given, else the probes themselves.
+    The noise, when given, is the user's statement of the noise in their probes."""
+    Y, X = _paired_arrays(cfg.probes_path, cfg.truth_path, "probes", "targets", n)
     if Y.shape[0] < n:
         warnings.warn(
             f"only {Y.shape[0]} probes for n = {n}: the surrogate is the minimum-norm fit "
@@ -217,7 +305,40 @@ def _user_probes(cfg: AnalyzeConfig, n: int) -> ProbeData:
     summary = f"{Y.shape[0]} user probes" + (
         " with targets" if X is not None else " without targets"
     )
-    return ProbeData(Y_probe=Y, X_probe=X, Y_test=Y, X_test=X, summary=summary, user=True)
+    if cfg.test_probes_path is not None:
+        Y_test, X_test = _paired_arrays(
+            cfg.test_probes_path, cfg.test_truth_path, "test probes", "test targets", n
+        )
+        summary += f"; a separate test set of {Y_test.shape[0]} probes" + (
+            " with targets" if X_test is not None else " without targets"
+        )
+    else:
+        Y_test, X_test = Y, X
+        summary += " (also the test set)"
+    noise = None
+    if cfg.noise is not None:
+        noise = {"level": cfg.noise, "type": cfg.noise_type}
+        summary += f"; stated noise: {cfg.noise_type} {cfg.noise:g}"
+    return ProbeData(
+        Y_probe=Y,
+        X_probe=X,
+        Y_test=Y_test,
+        X_test=X_test,
+        summary=summary + ".",
+        user=True,
+        noise=noise,
+    )
+
+
+def _paired_arrays(inputs_path, targets_path, inputs: str, targets: str, n: int):
+    """Inputs (m, n) and, when given, their targets (m, n), row for row."""
+    Y = load_array(inputs_path, inputs, n=n)
+    X = load_array(targets_path, targets, n=n) if targets_path is not None else None
+    if X is not None and X.shape[0] != Y.shape[0]:
+        raise FastinvError(
+            f"{targets} have {X.shape[0]} rows but {inputs} have {Y.shape[0]}; they must pair up"
+        )
+    return Y, X
 
 
 def _generated_probes(cfg: AnalyzeConfig, op) -> ProbeData:
@@ -251,12 +372,15 @@ def _generated_probes(cfg: AnalyzeConfig, op) -> ProbeData:
 
 
 def _audit(cfg: AnalyzeConfig, loaded, op, data: ProbeData, rep: Reporter):
-    """The audit: on generated probes the oracle parameters are chosen on the probes, on the
-    user's probes on the test set; Jacobians for torch modules only."""
+    """The audit: the oracle parameters are chosen on the fitting pairs when they are not the
+    test set (generated probes, or the user's with a separate test set), else on the test
+    set; the LMMSE takes the prior's moments from the prior, else from the user's targets;
+    Jacobians for torch modules only."""
     from fastinv.auditing.core import audit
 
     model = loaded.module if loaded.module is not None else loaded.fn
-    validation = None if data.user or data.X_probe is None else (data.Y_probe, data.X_probe)
+    separate = not data.user or cfg.test_probes_path is not None
+    validation = (data.Y_probe, data.X_probe) if separate and data.X_probe is not None else None
     return audit(
         model,
         op,

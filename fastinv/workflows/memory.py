@@ -184,7 +184,14 @@ def check_run_memory(n: int, *, samples: int, n_test: int, n_probe: int, n_jacob
 
 
 def check_analyze_memory(
-    operator, n=None, *, model_spec=None, probes_path=None, samples=None, n_jacobian: int = 16
+    operator,
+    n=None,
+    *,
+    model_spec=None,
+    probes_path=None,
+    test_probes_path=None,
+    samples=None,
+    n_jacobian: int = 16,
 ) -> None:
     """Refuse `fastinv analyze` when its estimate (:func:`analyze_bytes`) will not fit; the
     operator's and the probes' sizes come from the arguments and the files' headers."""
@@ -194,7 +201,8 @@ def check_analyze_memory(
     if probes_path is not None:
         shape = matrix_file_shape(probes_path)
         probes = shape[0] if shape else 0
-        test = 0  # the test set is the probes themselves
+        test_shape = matrix_file_shape(test_probes_path) if test_probes_path else None
+        test = test_shape[0] if test_shape else 0  # else the probes double as the test set
     else:
         probes = samples or max(2000, 4 * size)
         test = max(1000, 2 * size)

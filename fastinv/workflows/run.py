@@ -14,7 +14,7 @@ from fastinv._progress import Reporter
 from fastinv._validation import check_choice, check_float, check_int, fail
 from fastinv.errors import FastinvError
 from fastinv.io import OutFolder, closes_out_folders
-from fastinv.nets.spec import TrainSpec
+from fastinv.nets.spec import CNN_WIDTH, TrainSpec
 from fastinv.workflows.memory import check_run_memory, experiment_bytes, operator_size
 
 __all__ = [
@@ -43,7 +43,7 @@ class RunConfig:
     operator: str = "shaw"
     n: int | None = 64
     operator_params: dict = field(default_factory=dict)
-    prior: str = "smooth"
+    prior: str | None = None  # None: "smooth" for 1-D operators, "grf" for images
     prior_params: dict = field(default_factory=dict)
     noise: float = 0.01
     noise_type: str = "relative"
@@ -66,9 +66,13 @@ class RunConfig:
     device: str = "auto"
     seed: int = 0
     n_jacobian: int = 16
+    #: a .npy / .npz file of the user's clean images ((N, H, W) or (N, n)): the signals are
+    #: drawn from it (prior "images"; ``prior`` must then be left at its default or "images")
+    data: str | None = None
 
     def __post_init__(self) -> None:
         _validate_config(self)
+        _validate_data(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> RunConfig:
@@ -96,14 +100,19 @@ class RunConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    def train_spec(self, n: int, device, *, progress: bool = False) -> TrainSpec:
+    def train_spec(self, n: int, device, *, progress: bool = False, op=None) -> TrainSpec:
         """The run's training settings at size ``n`` (width and epochs resolved for n),
-        validated as :func:`fastinv.train` would validate them."""
+        validated as :func:`fastinv.train` would validate them; ``op`` gives a CNN its image
+        shape and its back-projection Aᵀ."""
         width, epochs = resolved_width_epochs(self, n)
         settings = {name: getattr(self, name) for name in _TRAIN_FIELDS}
+        images = {} if op is None else {"image_shape": op.image_shape}
+        if self.model == "cnn" and op is not None:
+            images["backprojection"] = op
         return TrainSpec.from_dict(
             {
                 **settings,
+                **images,
                 "model": self.model,
                 "width": width,
                 "epochs": epochs,
@@ -136,7 +145,9 @@ def _validate_config(cfg: RunConfig) -> None:
     for name in ("operator_params", "prior_params"):
         if not isinstance(getattr(cfg, name), dict):
             raise fail(name, "a JSON object of KEY: VALUE parameters", getattr(cfg, name))
-    for name in ("prior", "noise_type", "model", "activation", "optimizer", "schedule"):
+    if cfg.prior is not None and not isinstance(cfg.prior, str):
+        raise fail("prior", "a string (or null for the operator's default)", cfg.prior)
+    for name in ("noise_type", "model", "activation", "optimizer", "schedule"):
         if not isinstance(getattr(cfg, name), str):
             raise fail(name, "a string", getattr(cfg, name))
     check_choice(cfg.noise_type, "noise_type", ("relative", "absolute"), normalize=False)
@@ -146,6 +157,26 @@ def _validate_config(cfg: RunConfig) -> None:
         if value is not None or name in ("samples", "n_jacobian"):
             setattr(cfg, name, check_int(value, name, lo=lo, integral_float=True))
     cfg.train_spec(cfg.n or 64, "cpu")  # the training settings, checked without torch
+
+
+def _validate_data(cfg: RunConfig) -> None:
+    """``data``: None, or an existing .npy / .npz file (stored as an absolute path); with it
+    the prior is "images" (another prior than the default is refused)."""
+    if cfg.data is None:
+        return
+    if isinstance(cfg.data, os.PathLike):
+        cfg.data = os.fspath(cfg.data)
+    if not isinstance(cfg.data, str) or not cfg.data.strip().lower().endswith((".npy", ".npz")):
+        raise fail("data", "the path of a .npy or .npz file of clean images", cfg.data)
+    if not Path(cfg.data).is_file():
+        raise FastinvError(f"data: no such file: {cfg.data}; check the path")
+    cfg.data = str(Path(cfg.data).resolve())
+    if cfg.prior not in (None, "smooth", "images"):
+        raise FastinvError(
+            f"data (the signals) and prior {cfg.prior!r} were both given; drop the prior: "
+            "the signals are drawn from the images"
+        )
+    cfg.prior = "images"
 
 
 #: the RunConfig fields that are integers (None allowed unless listed in _validate_config)
@@ -187,7 +218,10 @@ def resolved_width_epochs(cfg: RunConfig, n: int) -> tuple[int, int]:
     full-rank inverse) and 60 epochs; above it, width 1024 and 20 epochs, so that
     `fastinv run --n 4096` finishes in minutes on a CPU. Both are recorded in the metrics.
     """
-    width = cfg.width if cfg.width is not None else min(max(n, 64), LARGE_N)
+    if cfg.model == "cnn":  # width = channels of the convolutions
+        width = cfg.width if cfg.width is not None else CNN_WIDTH
+    else:
+        width = cfg.width if cfg.width is not None else min(max(n, 64), LARGE_N)
     epochs = cfg.epochs if cfg.epochs is not None else (60 if n <= LARGE_N else 20)
     return width, epochs
 
@@ -281,7 +315,7 @@ def run_experiment(
     with rep.stage("data"):
         data = _generate_data(cfg, op, rep)
     with rep.stage("train"):
-        model = _train(cfg, op.n, data, device, rep)
+        model = _train(cfg, op, data, device, rep)
     with rep.stage("audit", "auditing"):
         res = _audit(cfg, model, op, data, rep)
     metrics = _run_metrics(cfg, op, data, model, device, res)
@@ -323,8 +357,9 @@ def _generate_data(cfg: RunConfig, op, rep: Reporter) -> RunData:
     from fastinv.problem.priors import make_prior
 
     n_test, n_probe = sample_sizes(cfg, op.n)
-    prior = make_prior(cfg.prior, op.n, **cfg.prior_params)
-    gen = cfg.generation()
+    name = resolved_prior(cfg, op)
+    prior = make_prior(name, op.n, **_image_prior_params(cfg, op, name))
+    gen = {**cfg.generation(), "prior": prior, "prior_params": None}
     rep(f"generating {cfg.samples} training, {n_test} test and {n_probe} probe pairs")
     sets = [
         generate(op, n_samples=m, seed=cfg.seed + offset, **gen)
@@ -338,16 +373,43 @@ def _generate_data(cfg: RunConfig, op, rep: Reporter) -> RunData:
     return RunData(X, Y, X_test, Y_test, X_probe, Y_probe, prior)
 
 
-def _train(cfg: RunConfig, n: int, data: RunData, device, rep: Reporter):
+def resolved_prior(cfg: RunConfig, op) -> str:
+    """The prior's name: the config's, else "grf" (a 2-D random field) for an operator on
+    images and "smooth" for a 1-D one."""
+    if cfg.prior is not None:
+        return cfg.prior
+    return "grf" if getattr(op, "image_shape", None) is not None else "smooth"
+
+
+def _image_prior_params(cfg: RunConfig, op, name: str) -> dict:
+    """The prior's parameters, with the operator's image shape and the ``data`` file added
+    for the image priors (grf, shapes, images) when the config does not set them."""
+    from fastinv.problem.image_priors import IMAGE_PRIORS
+
+    params = dict(cfg.prior_params)
+    if name not in IMAGE_PRIORS:
+        return params
+    shape = getattr(op, "image_shape", None)
+    if shape is not None and "image_shape" not in params and "shape" not in params:
+        params["image_shape"] = tuple(shape)
+    if name == "images" and cfg.data is not None:
+        params.setdefault("images", cfg.data)
+    return params
+
+
+def _train(cfg: RunConfig, op, data: RunData, device, rep: Reporter):
     """The network, trained on the training pairs (width and epochs resolved for n)."""
     from fastinv.nets.training import train
 
+    n = op.n
     width, epochs = resolved_width_epochs(cfg, n)
+    image = f", images {op.image_shape[0]}x{op.image_shape[1]}" if op.image_shape else ""
     rep(
-        f"training {cfg.model} (width {width}) on {device} for {epochs} epochs"
+        f"training {cfg.model} (width {width}{image}) on {device} for {epochs} epochs"
         + (" [defaults for large n; set --width/--epochs to change]" if n > LARGE_N else "")
     )
-    return train(data.Y, data.X, spec=cfg.train_spec(n, device, progress=rep.enabled))
+    spec = cfg.train_spec(n, device, progress=rep.enabled, op=op)
+    return train(data.Y, data.X, spec=spec)
 
 
 def _audit(cfg: RunConfig, model, op, data: RunData, rep: Reporter):
@@ -380,7 +442,7 @@ def _run_metrics(cfg: RunConfig, op, data: RunData, model, device, res) -> dict:
             "n_test": n_test,
             "n_probes": n_probe,
             "summary": (
-                f"Prior {cfg.prior}, {cfg.noise_type} noise {cfg.noise:g}; {cfg.samples} "
+                f"Prior {data.prior.name}, {cfg.noise_type} noise {cfg.noise:g}; {cfg.samples} "
                 f"training pairs, {n_test} test pairs, {n_probe} probes."
             ),
         },

@@ -495,7 +495,7 @@ def _check_training(given: dict) -> None:
     from fastinv.nets.spec import ACTIVATIONS, MODELS, OPTIMIZERS, SCHEDULES
 
     for what, allowed in (
-        ("model", MODELS),
+        ("model", tuple(m for m in MODELS if m != "cnn")),  # a sweep's models take rows
         ("activation", ACTIVATIONS),
         ("optimizer", OPTIMIZERS),
         ("schedule", SCHEDULES),
