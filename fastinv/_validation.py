@@ -29,6 +29,7 @@ __all__ = [
     "check_finite",
     "check_float",
     "check_int",
+    "check_keys",
     "check_matrix",
     "check_real_array",
     "check_seed",
@@ -208,3 +209,14 @@ def check_real_array(arr, what: str, *, ndim: int | None = None) -> np.ndarray:
     if ndim is not None and a.ndim != ndim:
         raise FastinvError(f"{what} must be a {ndim}-D array, got shape {a.shape}")
     return a
+
+
+def check_keys(params, allowed, what: str) -> None:
+    """Refuse keys of ``params`` that are not in ``allowed``, naming what is allowed:
+    ``unknown parameter(s) a, b for {what}; it takes: ...``."""
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise FastinvError(
+            f"unknown parameter(s) {', '.join(map(str, unknown))} for {what}; "
+            f"it takes: {', '.join(sorted(allowed))}"
+        )

@@ -34,7 +34,14 @@ import os
 
 import numpy as np
 
-from fastinv._validation import check_finite, check_float, check_int, check_real_array, fail
+from fastinv._validation import (
+    check_finite,
+    check_float,
+    check_int,
+    check_keys,
+    check_real_array,
+    fail,
+)
 from fastinv.errors import FastinvError
 
 __all__ = [
@@ -136,12 +143,7 @@ def check_image_params(name: str, n: int, params: dict) -> dict:
             raise FastinvError(f"{what}: give image_shape or shape, not both")
         params["image_shape"] = params.pop("shape")
     defaults = IMAGE_PRIORS[name]["params"]
-    unknown = sorted(set(params) - set(defaults))
-    if unknown:
-        raise FastinvError(
-            f"unknown parameter(s) {', '.join(unknown)} for prior {name!r}; "
-            f"it takes: {', '.join(sorted(defaults))}"
-        )
+    check_keys(params, defaults, what)
     p = {**defaults, **params}
     p["image_shape"] = resolve_image_shape(n, p["image_shape"], what)
     if name == "grf":

@@ -67,7 +67,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fastinv._validation import check_float, check_int, check_seed
+from fastinv._validation import check_float, check_int, check_keys, check_seed
 from fastinv.errors import FastinvError
 from fastinv.problem.blocks import aligned_matmul, fft_block, row_block
 from fastinv.problem.image_priors import (
@@ -621,12 +621,7 @@ def make_prior(name: str, n: int, **params) -> Prior:
 def _check_params(name: str, params: dict) -> dict:
     """The prior's parameters, defaults filled in, each checked and made a float."""
     defaults = PRIORS[name]["params"]
-    unknown = sorted(set(params) - set(defaults))
-    if unknown:
-        raise FastinvError(
-            f"unknown parameter(s) {', '.join(unknown)} for prior {name!r}; "
-            f"it takes: {', '.join(sorted(defaults))}"
-        )
+    check_keys(params, defaults, f"prior {name!r}")
     p = {**defaults, **params}
     p["scale"] = check_float(p["scale"], f"prior {name!r} parameter scale", lo=0, lo_open=True)
     for key, (what, bounds) in _PARAM_CHECKS.get(name, {}).items():
