@@ -290,6 +290,14 @@ IMAGE_SRC = """
 
     def numpy_images(x):
         return 2.0 * x
+
+
+    def make_physics():
+        return physics
+
+
+    def make_deepinv_net():
+        return deepinv_net
 """
 
 
@@ -372,3 +380,27 @@ def test_physics_of_an_operator(user_mod):
     assert physics_of(_Op()) is mod.physics
     assert physics_of(mod.physics) is mod.physics
     assert physics_of(make_operator("blur2d", N, shape=(H, W))) is None
+
+
+def test_analyze_deepinv_factories_without_glue(user_mod, monkeypatch):
+    """`fastinv analyze --operator mod:make_physics --model mod:make_deepinv_net`: two
+    factories, no wrapper; the network is called as model(y, physics) on the audit's probes."""
+    from pathlib import Path
+
+    from fastinv.workflows.analyze import analyze_model
+
+    path, mod = user_mod
+    monkeypatch.syspath_prepend(str(Path(path).parent))
+    name = Path(path).stem
+    metrics = analyze_model(
+        operator=f"{name}:make_physics",
+        model_spec=f"{name}:make_deepinv_net",
+        samples=200,
+        n_jacobian=0,
+        seed=0,
+    )
+    assert metrics["model"]["input"] == "model(y, physics)"
+    assert metrics["operator"]["image_shape"] == [H, W]
+    lm = load_model(f"{path}:make_deepinv_net", n=N, physics=mod.physics)
+    Y = np.random.default_rng(9).standard_normal((3, N))
+    np.testing.assert_allclose(lm.predict(Y), _direct(mod.deepinv_net, Y, mod.physics), atol=1e-14)

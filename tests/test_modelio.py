@@ -499,3 +499,48 @@ def test_device_fixture(tmp_path, device):
     assert lm.device.startswith(device)
     Y = _Y()
     np.testing.assert_allclose(lm.fn(Y), _ref(net, Y), rtol=0, atol=1e-5)
+
+
+FACTORY_SRC = """
+import torch
+
+
+def make_model():
+    torch.manual_seed(3)
+    return torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Tanh()).double()
+
+
+def make_nothing():
+    return 42
+
+
+def make_broken():
+    raise RuntimeError("no weights here")
+"""
+
+
+def test_zero_argument_factory_builds_the_model(pymod):
+    """``--model mod:make_model`` with make_model() returning a torch module (deepinv users'
+    usual form): the module it returns is the model, called on rows."""
+    name = pymod(FACTORY_SRC)
+    lm = load_model(f"{name}:make_model", n=N)
+    assert lm.kind == "callable" and lm.module is not None
+    mod = sys.modules[name]
+    net = mod.make_model()
+    Y = _Y()
+    with torch.no_grad():
+        ref = net(torch.as_tensor(Y, dtype=torch.float64)).numpy()
+    np.testing.assert_allclose(lm.fn(Y), ref, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("fn", "match"),
+    [
+        ("make_nothing", r"returned a int; .*must return a torch.nn.Module"),
+        ("make_broken", r"make_broken\(\) raised RuntimeError: no weights here"),
+    ],
+)
+def test_zero_argument_factory_errors(pymod, fn, match):
+    name = pymod(FACTORY_SRC)
+    with pytest.raises(FastinvError, match=match):
+        load_model(f"{name}:{fn}", n=N)

@@ -802,6 +802,8 @@ def _load_callable(spec: str, tdev) -> LoadedModel:
     from torch import nn
 
     obj = _import_object(spec, what="the model")
+    if _is_model_factory(obj):
+        obj = _call_model_factory(obj, spec)
     if isinstance(obj, nn.Module):
         return _from_module(obj.to(tdev), "callable", tdev)
     if isinstance(obj, type):
@@ -815,6 +817,34 @@ def _load_callable(spec: str, tdev) -> LoadedModel:
             "(m, n) NumPy array to (m, n)"
         )
     return LoadedModel(kind="callable", n=0, module=None, dtype="float64", device="cpu", func=obj)
+
+
+def _is_model_factory(obj) -> bool:
+    """A function of no parameters at all (``make_model()``): it builds the model."""
+    import inspect
+
+    if isinstance(obj, type) or not callable(obj):
+        return False
+    try:
+        return len(inspect.signature(obj).parameters) == 0
+    except (TypeError, ValueError):  # builtins without a signature
+        return False
+
+
+def _call_model_factory(factory, spec: str):
+    """The torch module that the factory ``spec`` returns."""
+    from torch import nn
+
+    try:
+        obj = factory()
+    except Exception as e:  # noqa: BLE001 - the user's code: one line, not a traceback
+        raise FastinvError(f"the model factory {spec}() raised {type(e).__name__}: {e}") from None
+    if not isinstance(obj, nn.Module):
+        raise FastinvError(
+            f"the model factory {spec}() returned a {type(obj).__name__}; a function without "
+            "parameters must return a torch.nn.Module (a NumPy model takes the (m, n) array)"
+        )
+    return obj
 
 
 def _from_module(module, kind: str, tdev, *, info: dict | None = None) -> LoadedModel:

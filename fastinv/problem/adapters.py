@@ -122,6 +122,9 @@ def _physics_dtype(physics):
         f = getattr(physics, attr, None)
         if callable(f):
             tensors += [t for t in f() if t.is_floating_point()]
+    # a physics that is not an nn.Module: the tensors among its attributes
+    attrs = getattr(physics, "__dict__", {}).values()
+    tensors += [t for t in attrs if isinstance(t, torch.Tensor) and t.is_floating_point()]
     return tensors[0].dtype if tensors else torch.get_default_dtype()
 
 
