@@ -285,6 +285,15 @@ def filter_factors_tsvd(s, k: int) -> np.ndarray:
     return phi
 
 
+def _landweber_args(eta, t, noise_var) -> tuple[float, int, float]:
+    """The step η > 0, the iteration count t >= 0 and the noise variance ν >= 0, checked."""
+    return (
+        _real(eta, "eta", lo=0, lo_open=True),
+        check_int(t, "t", lo=0, integral_float=True),
+        _real(noise_var, "noise_var", lo=0),
+    )
+
+
 def _landweber_conv(q: np.ndarray, t: int) -> np.ndarray:
     """1 − (1 − q)^t, computed stably (expm1/log1p) where 0 < q < 1 (elsewhere directly)."""
     out = np.zeros_like(q)
@@ -319,9 +328,7 @@ def filter_factors_landweber(s, eta: float, t: int, noise_var: float = 0.0) -> n
     ndarray of shape (r,)
     """
     s = _singular_values_arg(s)
-    eta = _real(eta, "eta", lo=0, lo_open=True)
-    t = check_int(t, "t", lo=0, integral_float=True)
-    nv = _real(noise_var, "noise_var", lo=0)
+    eta, t, nv = _landweber_args(eta, t, noise_var)
     s2 = s * s
     phi = _safe_div(s2, s2 + nv) * _landweber_conv(eta * (s2 + nv), t)
     _check_landweber_finite(phi, eta, s, nv)
@@ -470,9 +477,7 @@ def landweber_noisy(
     ndarray of shape (n, m)
     """
     _, (U, s, Vt), dtype = resolve_operator(A, svd)
-    eta = _real(eta, "eta", lo=0, lo_open=True)
-    t = check_int(t, "t", lo=0, integral_float=True)
-    nv = _real(noise_var, "noise_var", lo=0)
+    eta, t, nv = _landweber_args(eta, t, noise_var)
     s2 = s * s
     # φ_i / σ_i = σ_i / (σ_i² + ν) · conv_i, with no division by a tiny σ_i
     d = _safe_div(s, s2 + nv) * _landweber_conv(eta * (s2 + nv), t)

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from fastinv.io import check_memory
+from fastinv.problem.files import LOADABLE_SUFFIXES
 
 __all__ = [
     "BASE_BYTES",
@@ -50,9 +51,6 @@ BASE_BYTES = 2**29
 #: n x n float64 matrices alive at the audit's peak (measured at n = 2048 and 4096)
 _AUDIT_MATRICES = 32
 
-_SUFFIXES = (".npy", ".npz", ".mat", ".csv", ".txt")
-
-
 # --------------------------------------------------------------------------------------------
 # the operator's size without building it
 
@@ -71,7 +69,7 @@ def operator_size(operator, n=None, key: str | None = None) -> int | None:
 def _is_matrix_file(operator) -> bool:
     if isinstance(operator, os.PathLike):
         return True
-    return isinstance(operator, str) and operator.strip().lower().endswith(_SUFFIXES)
+    return isinstance(operator, str) and operator.strip().lower().endswith(LOADABLE_SUFFIXES)
 
 
 def matrix_file_shape(path, key: str | None = None) -> tuple[int, ...] | None:
