@@ -999,3 +999,62 @@ def grf_rows(P: np.ndarray, seed: int, rows) -> np.ndarray:
     filt = (F.conj().T @ (np.sqrt(P.ravel())[:, None] * F)).real
     n = P.size
     return np.array([filt @ normals_row(seed, 0, int(r), n)[0] for r in rows])
+
+
+# ---------------------------------------------------------------------------------------
+# statistics (issue 15, mutation testing of fastinv.linalg.stats)
+def naive_relative_error(Xhat, X, floor=None) -> float:
+    """sqrt(Σ (x̂ − x)²) / max(sqrt(Σ x²), floor) by a plain loop over the entries."""
+    pairs = zip(np.ravel(Xhat), np.ravel(X), strict=True)
+    num = math.sqrt(sum((float(a) - float(b)) ** 2 for a, b in pairs))
+    den = math.sqrt(sum(float(b) ** 2 for b in np.ravel(X)))
+    if floor is not None:
+        den = max(den, floor)
+    return num / den
+
+
+def naive_avg_ranks(v) -> list[float]:
+    """1-based ranks with ties given their average rank, by counting."""
+    v = [float(a) for a in v]
+    return [sum(1 for b in v if b < a) + (sum(1 for b in v if b == a) + 1) / 2.0 for a in v]
+
+
+def naive_pearson(a, b) -> float:
+    n = len(a)
+    ma, mb = sum(a) / n, sum(b) / n
+    sab = sum((p - ma) * (q - mb) for p, q in zip(a, b, strict=True))
+    saa = sum((p - ma) ** 2 for p in a)
+    sbb = sum((q - mb) ** 2 for q in b)
+    return sab / math.sqrt(saa * sbb)
+
+
+def naive_partial_spearman(x, y, z) -> float:
+    """Pearson correlation of the residuals of rank(x) and rank(y) after the simple linear
+    regression on rank(z) (closed form slope cov/var), ties averaged."""
+    rx, ry, rz = (naive_avg_ranks(v) for v in (x, y, z))
+    n = len(rz)
+    mz = sum(rz) / n
+    vz = sum((c - mz) ** 2 for c in rz)
+
+    def resid(r):
+        mr = sum(r) / n
+        slope = sum((a - mr) * (c - mz) for a, c in zip(r, rz, strict=True)) / vz
+        return [a - mr - slope * (c - mz) for a, c in zip(r, rz, strict=True)]
+
+    return naive_pearson(resid(rx), resid(ry))
+
+
+def naive_percentile_bootstrap(x, y, n_boot, level, seed) -> tuple[float, float]:
+    """(lo, hi) percentile interval of Spearman's ρ over n_boot row resamples drawn as
+    ``default_rng(seed).integers(0, m, m)``; resamples with a constant column are skipped."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    m = len(x)
+    draws = np.random.default_rng(seed)
+    boots = []
+    for _ in range(n_boot):
+        idx = draws.integers(0, m, m)
+        if len(set(x[idx])) > 1 and len(set(y[idx])) > 1:
+            boots.append(naive_pearson(naive_avg_ranks(x[idx]), naive_avg_ranks(y[idx])))
+    a = (1 - level) / 2
+    lo, hi = np.quantile(boots, [a, 1 - a])
+    return float(lo), float(hi)
