@@ -73,6 +73,13 @@ _AXES = (("epochs", 1), ("widths", 1), ("depths", 0), ("samples", 2), ("noise", 
     show_default=True,
     help="worker processes on the CPU (models run one after another on CUDA)",
 )
+@click.option(
+    "--cluster",
+    default=None,
+    metavar="ADDRESS",
+    help="run each model as a task of a Dask cluster: tcp://HOST:PORT (a running scheduler) "
+    "or local:N (N local worker processes); needs pip install -e '.[cluster]'",
+)
 @common.seed_option(help="seeds the common test sets and probes")
 @click.option(
     "--bootstrap",

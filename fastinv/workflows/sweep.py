@@ -60,6 +60,7 @@ from fastinv.errors import FastinvError
 from fastinv.io import OutFolder, save_npz, to_jsonable, write_json, write_text
 from fastinv.linalg.stats import relative_error
 from fastinv.workflows.memory import check_sweep_memory
+from fastinv.workflows.sweep_cluster import check_cluster, cluster_device, run_on_cluster
 from fastinv.workflows.sweep_pool import (
     SETTING_COLUMNS,
     Condition,
@@ -221,6 +222,7 @@ def run_sweep(
     operator_params: dict | None = None,
     device: str = "cpu",
     jobs: int = 1,
+    cluster: str | None = None,
     probes: int | None = None,
     test_samples: int | None = None,
     out=None,
@@ -261,6 +263,11 @@ def run_sweep(
         ``cores // jobs`` threads); on CUDA one after another.
     jobs : int
         Worker processes on the CPU (>= 1).
+    cluster : str, optional
+        Run each model as a task of a Dask distributed cluster instead:
+        ``"tcp://HOST:PORT"`` (a running scheduler) or ``"local:N"`` (N local worker
+        processes, started and closed here); see :mod:`fastinv.workflows.sweep_cluster`.
+        Needs the ``cluster`` extra; excludes ``jobs`` > 1.
     probes, test_samples : int, optional
         Probes for fitting C (default max(2000, 4n), 20 % held out for R²) and test pairs
         (default max(1000, 2n)) per condition.
@@ -290,8 +297,10 @@ def run_sweep(
     FastinvError
         Empty or malformed axes, non-positive epochs, ``jobs < 1``, an ``out`` folder that
         holds files without ``resume``/``force`` (or no sweep with ``resume``), is a file, cannot
-        be written or is being written by another process, or ``resume`` with other settings
-        than the stored sweep.
+        be written or is being written by another process, ``resume`` with other settings
+        than the stored sweep, a cluster that is malformed, cannot be reached or lacks Dask, or
+        models that failed for reasons of their own (named in one error once the others
+        ended; the finished ones are kept for ``resume``).
     """
     given = dict(locals())  # the arguments as passed; _check_settings checks and completes them
     clock = Stopwatch()
@@ -323,8 +332,12 @@ def _sweep(operator, n, operator_params, opts: dict, folder, rep, clock) -> Swee
         store.load(grid)
     todo = [st for st in grid if st["key"] not in store.results]
     with rep.stage("models"):
-        pool = opts["device"].type == "cpu"
-        run_models(todo, ctx, pool=pool, jobs=opts["jobs"], finished=store.add)
+        if opts["cluster"] is None:
+            pool = opts["device"].type == "cpu"
+            run_models(todo, ctx, pool=pool, jobs=opts["jobs"], finished=store.add, log=rep)
+        else:
+            gpu = opts["device"].type == "cuda"
+            run_on_cluster(todo, ctx, opts["cluster"], gpu=gpu, finished=store.add, log=rep)
 
     rows, phis = _collect_rows(grid, store.results)
     correlations = rank_correlations(rows, axes["samples"], opts["n_boot"])
@@ -452,7 +465,11 @@ def _check_settings(given: dict) -> dict:
     opts["ood_noise"] = _check_ood_noise(given["ood_noise"])
     check_choice(given["noise_type"], "noise_type", _NOISE_TYPES, normalize=False)
     opts["ood_prior"] = _check_ood_prior(given["prior"], given["ood_prior"])
-    opts["device"] = resolve_device(given["device"])
+    opts["cluster"] = check_cluster(given["cluster"], opts["jobs"])
+    if opts["cluster"] is None:
+        opts["device"] = resolve_device(given["device"])
+    else:
+        opts["device"] = cluster_device(given["device"], opts["cluster"])
     _check_training(given)
     opts["lr"] = check_float(given["lr"], "lr", lo=0, lo_open=True)
     opts["prior_params"] = dict(given["prior_params"] or {})

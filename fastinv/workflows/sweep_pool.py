@@ -1,5 +1,6 @@
 """The models of a sweep: their keys and seeds, training one to its checkpoints, evaluating each
-checkpoint, and running many (serially, or in a process pool on the CPU).
+checkpoint, and running many (serially, or in a process pool on the CPU; on a Dask cluster
+:mod:`fastinv.workflows.sweep_cluster` uses the same per-model function and tracker).
 
 The shared evaluation context (``ctx``) is built once by :mod:`fastinv.workflows.sweep`; it
 holds plain arrays and :class:`Condition` objects so that spawned workers can unpickle it.
@@ -15,12 +16,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastinv._progress import Stopwatch
+from fastinv.errors import FastinvError
 from fastinv.linalg.stats import relative_error
 
 __all__ = [
     "SETTING_COLUMNS",
     "Condition",
+    "ModelTracker",
     "derive_seed",
+    "limit_threads",
     "model_key",
     "model_settings",
     "norm2",
@@ -28,6 +32,7 @@ __all__ = [
     "resid_fro",
     "run_model",
     "run_models",
+    "try_run_model",
 ]
 
 #: columns of a row that hold the model's settings
@@ -282,28 +287,85 @@ def run_model(settings: dict, ctx: dict) -> dict:
 
 
 # --------------------------------------------------------------------------------------------
-# many models
+# many models: what the serial loop, the process pool and the cluster share
 
 
-def run_models(todo: list[dict], ctx: dict, *, pool: bool, jobs: int, finished: Callable) -> None:
-    """Run every model of ``todo``, handing each result to ``finished`` as it comes.
+def try_run_model(settings: dict, ctx: dict) -> dict:
+    """:func:`run_model`, or ``{"settings": settings, "error": message}`` when the model fails
+    for a reason of its own (a :class:`FastinvError`, e.g. a learning rate that diverges);
+    any other exception is a bug and propagates."""
+    try:
+        return run_model(settings, ctx)
+    except FastinvError as e:
+        return {"settings": settings, "error": str(e)}
 
-    With ``pool`` (and more than one model and job) in ``jobs`` spawned worker processes of
-    ``cores // jobs`` threads each; else one after another in this process.
+
+class ModelTracker:
+    """Hands each finished model to ``finished``, keeps the failed ones with their errors, and
+    logs one progress line per model: done / running / failed and the ETA.
+
+    Parameters
+    ----------
+    total : int
+        Models to run.
+    finished : callable
+        Called with each successful result (``run_model``'s dict), in the order they come.
+    log : callable, optional
+        Takes one progress line (a :class:`fastinv._progress.Reporter`).
     """
-    if pool and jobs > 1 and len(todo) > 1:
-        _run_pool(todo, ctx, jobs, finished)
-    else:
-        for st in todo:
-            finished(run_model(st, ctx))
+
+    def __init__(self, total: int, finished: Callable, log: Callable | None = None):
+        self.total = total
+        self.finished = finished
+        self.log = log
+        self.done = 0
+        self.failures: list[tuple[str, str]] = []
+        self.clock = Stopwatch()
+
+    @property
+    def remaining(self) -> int:
+        return self.total - self.done - len(self.failures)
+
+    def take(self, res: dict, running: int) -> None:
+        """One model's outcome (a result or ``{"settings", "error"}``); ``running`` is how many
+        models are running now (at most the remaining ones)."""
+        if "error" in res:
+            self.failures.append((res["settings"]["key"], res["error"]))
+            self._line(f"{res['settings']['key']} failed: {res['error']}", running)
+        else:
+            self.done += 1
+            self.finished(res)
+            self._line(None, running)
+
+    def _line(self, first: str | None, running: int) -> None:
+        if self.log is None:
+            return
+        if first is not None:
+            self.log(first)
+        ended = self.done + len(self.failures)
+        left = self.remaining
+        eta = self.clock.seconds / ended * left if ended else math.nan
+        when = f"ETA {eta:.0f} s" if left else f"all ended in {self.clock.seconds:.1f} s"
+        self.log(
+            f"models: {self.done} done, {min(running, left)} running, "
+            f"{len(self.failures)} failed of {self.total}; {when}"
+        )
+
+    def check(self) -> None:
+        """Raise one :class:`FastinvError` naming every failed model and its error, once all
+        the others have ended (their results are kept: ``--resume`` skips them)."""
+        if not self.failures:
+            return
+        listed = "; ".join(f"{k}: {msg}" for k, msg in self.failures)
+        raise FastinvError(
+            f"{len(self.failures)} of {self.total} models failed ({listed}); the "
+            f"{self.done} others finished and are kept: change the settings of the failed "
+            "ones and rerun with --resume"
+        )
 
 
-_WORKER_CTX: dict | None = None
-
-
-def _init_worker(ctx: dict, threads: int) -> None:
-    global _WORKER_CTX
-    _WORKER_CTX = ctx
+def limit_threads(threads: int) -> None:
+    """Limit torch, Numba and the BLAS of this process to ``threads`` threads."""
     import torch
 
     torch.set_num_threads(threads)
@@ -321,11 +383,45 @@ def _init_worker(ctx: dict, threads: int) -> None:
         pass
 
 
+def run_models(
+    todo: list[dict],
+    ctx: dict,
+    *,
+    pool: bool,
+    jobs: int,
+    finished: Callable,
+    log: Callable | None = None,
+) -> None:
+    """Run every model of ``todo``, handing each result to ``finished`` as it comes.
+
+    With ``pool`` (and more than one model and job) in ``jobs`` spawned worker processes of
+    ``cores // jobs`` threads each; else one after another in this process. A model that
+    fails with a :class:`FastinvError` does not stop the others: once they have all ended,
+    one :class:`FastinvError` names the failed ones (:meth:`ModelTracker.check`).
+    """
+    tracker = ModelTracker(len(todo), finished, log)
+    if pool and jobs > 1 and len(todo) > 1:
+        _run_pool(todo, ctx, jobs, tracker)
+    else:
+        for st in todo:
+            tracker.take(try_run_model(st, ctx), running=1)
+    tracker.check()
+
+
+_WORKER_CTX: dict | None = None
+
+
+def _init_worker(ctx: dict, threads: int) -> None:
+    global _WORKER_CTX
+    _WORKER_CTX = ctx
+    limit_threads(threads)
+
+
 def _worker_run(settings: dict) -> dict:
-    return run_model(settings, _WORKER_CTX)
+    return try_run_model(settings, _WORKER_CTX)
 
 
-def _run_pool(todo: list[dict], ctx: dict, jobs: int, finished: Callable) -> None:
+def _run_pool(todo: list[dict], ctx: dict, jobs: int, tracker: ModelTracker) -> None:
     import concurrent.futures as cf
     import multiprocessing as mp
 
@@ -341,7 +437,7 @@ def _run_pool(todo: list[dict], ctx: dict, jobs: int, finished: Callable) -> Non
     try:
         futs = [ex.submit(_worker_run, st) for st in todo]
         for fut in cf.as_completed(futs):
-            finished(fut.result())
+            tracker.take(fut.result(), running=workers)
     except BaseException:
         ex.shutdown(wait=True, cancel_futures=True)
         raise
