@@ -37,6 +37,7 @@ __all__ = [
     "MATMUL_PRECISIONS",
     "MODELS",
     "OPTIMIZERS",
+    "PRECISIONS",
     "SCHEDULES",
     "TrainSpec",
     "check_architecture",
@@ -51,6 +52,9 @@ INITS = ("default", "zeros", "orthogonal")
 OPTIMIZERS = ("adam", "gd", "sgd")
 SCHEDULES = ("constant", "cosine", "step")
 MATMUL_PRECISIONS = ("highest", "high", "medium")
+#: arithmetic of the training steps: float32; bfloat16 autocast of forward and loss (CPU and
+#: CUDA); TF32 matrix products (CUDA only; float32 on the CPU)
+PRECISIONS = ("float32", "bf16", "tf32")
 
 
 def check_image_shape(image_shape: Any, what: str = "image_shape") -> tuple[int, ...] | None:
@@ -144,6 +148,7 @@ class TrainSpec:
     callback: Callable | None = None
     num_threads: int | None = None
     matmul_precision: str | None = None
+    precision: str = "float32"
     image_shape: tuple[int, ...] | None = None
     backprojection: Any = dataclasses.field(default=None, compare=False, repr=False)
 
@@ -151,6 +156,7 @@ class TrainSpec:
         self._check_optimisation()
         self._check_run()
         self._check_model()
+        self._check_precision()
 
     # ----------------------------------------------------------------------- checks
     def _set(self, name: str, value: Any) -> None:
@@ -198,6 +204,23 @@ class TrainSpec:
         if self.callback is not None and not callable(self.callback):
             raise fail("callback", "a callable or None", self.callback)
         self._set("progress", bool(self.progress))
+
+    def _check_precision(self) -> None:
+        """``precision``: one of PRECISIONS; bf16/tf32 need float32 weights, and tf32 (which
+        sets the matmul precision itself) no ``matmul_precision`` other than "high"."""
+        check_choice(self.precision, "precision", PRECISIONS, normalize=False)
+        if self.precision == "float32":
+            return
+        if self.dtype not in (None, "float32"):
+            raise FastinvError(
+                f"precision={self.precision!r} speeds up float32 training; with "
+                f"dtype={self.dtype!r} use precision='float32' (or dtype='float32')"
+            )
+        if self.precision == "tf32" and self.matmul_precision not in (None, "high"):
+            raise FastinvError(
+                f"precision='tf32' sets the float32 matmul precision to 'high'; drop "
+                f"matmul_precision={self.matmul_precision!r} or use precision='float32'"
+            )
 
     def _check_model(self) -> None:
         if isinstance(self.model, str):

@@ -51,18 +51,35 @@ from fastinv._progress import Reporter, Stopwatch
 from fastinv._validation import check_2d, check_finite, check_int
 from fastinv.errors import FastinvError
 from fastinv.io import available_memory as _host_available_bytes
+from fastinv.nets.distributed import RowShard, allreduce_sum, check_shards, world
 from fastinv.nets.memory import plan_memory
 from fastinv.nets.models import make_model
-from fastinv.nets.spec import OPTIMIZERS, SCHEDULES, TrainSpec
+from fastinv.nets.spec import OPTIMIZERS, PRECISIONS, SCHEDULES, TrainSpec
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "TrainSpec", "predict", "torch_settings", "train"]
+__all__ = [
+    "OPTIMIZERS",
+    "PRECISIONS",
+    "SCHEDULES",
+    "RowShard",
+    "TrainSpec",
+    "predict",
+    "torch_settings",
+    "train",
+]
 
 _EVAL_ROWS = 8192  # rows per forward pass when evaluating without gradients
 _TRAIN_ARGS = frozenset(TrainSpec.field_names())
 
 
 # --------------------------------------------------------------------------- train
-def train(Y: np.ndarray, X: np.ndarray, *, spec: TrainSpec | None = None, **kwargs) -> nn.Module:
+def train(
+    Y: np.ndarray,
+    X: np.ndarray,
+    *,
+    spec: TrainSpec | None = None,
+    shard: RowShard | None = None,
+    **kwargs,
+) -> nn.Module:
     """Train a network f with x ≈ f(y) on the rows of (Y, X).
 
     The objective of every step is ``1/(2|B|) * sum_{i in B} ||f(y_i) - x_i||^2`` over the
@@ -143,6 +160,24 @@ def train(Y: np.ndarray, X: np.ndarray, *, spec: TrainSpec | None = None, **kwar
     matmul_precision : {"highest", "high", "medium"}, optional
         ``torch.set_float32_matmul_precision`` for this call ("high" allows TF32 on CUDA),
         restored afterwards; None leaves the setting alone.
+    precision : {"float32", "bf16", "tf32"}, default "float32"
+        Arithmetic of the training steps (float32 weights only). ``"bf16"``: forward pass
+        under ``torch.autocast`` to bfloat16 (CPU and CUDA), the loss and the optimizer in
+        float32; ``"tf32"``: TF32 matrix products on CUDA (matmul precision "high"), plain
+        float32 on the CPU (the config notes it). Losses in the history, predictions and the
+        audit are always evaluated in float32.
+    shard : RowShard, optional
+        Data-parallel training under torchrun (a joined process group, see
+        :mod:`fastinv.nets.distributed`): Y and X are the rows ``shard.start ..`` of a data
+        set of ``shard.total`` rows, the ranks' rows tiling it in rank order. Every rank
+        trains a DistributedDataParallel copy; validation split, shuffles, batches, losses
+        and steps are those of one process on all rows (up to the rounding of sums), and every
+        rank returns the same model.
+
+    The Adam step is torch's fused kernel where torch has one for the device and dtype
+    (CPU and CUDA, float32/float64), else the for-each one. It rounds differently from the
+    for-each step (about one float32 ulp per step); the same seed still gives bitwise the same
+    weights.
 
     Returns
     -------
@@ -169,14 +204,19 @@ def train(Y: np.ndarray, X: np.ndarray, *, spec: TrainSpec | None = None, **kwar
     spec = _as_spec(spec, kwargs)
     dev = resolve_device(spec.device)
     net, tdtype, model_name = _build_network(spec, Y.shape[1], X.shape[1])
-    sizes = _Sizes.of(spec, Y.shape[0], Y.shape[1], X.shape[1])
+    _check_precision(spec, tdtype)
+    dp = _Parallel.of(shard, Y.shape[0])
+    sizes = _Sizes.of(spec, Y.shape[0] if dp is None else dp.total, Y.shape[1], X.shape[1])
     on_device = _plan_memory(spec, net, Y, X, sizes, dev, tdtype)
-    with torch_settings(num_threads=spec.num_threads, matmul_precision=spec.matmul_precision):
+    with torch_settings(
+        num_threads=spec.num_threads, matmul_precision=_matmul_precision(spec, dev)
+    ):
         net.to(device=dev, dtype=tdtype)
         _probe(net, Y, X.shape[1], dev, tdtype)
-        data = _load_data(Y, X, spec, sizes, dev, tdtype, on_device)
-        run = _Run(spec, net, dev, tdtype, sizes, data, _new_history(on_device))
-        opt = _make_optimizer(net, spec)
+        data = _load_data(Y, X, spec, sizes, dev, tdtype, on_device, dp)
+        run = _Run(spec, net, dev, tdtype, sizes, data, _new_history(on_device), dp=dp)
+        run.fwd = _wrap_parallel(net, dev, dp, spec.epochs)
+        opt, run.optimizer_impl = _make_optimizer(net, spec)
         _evaluate_start(run)
         run.history["setup_time"] = setup.seconds
         _run_epochs(run, opt)
@@ -184,6 +224,7 @@ def train(Y: np.ndarray, X: np.ndarray, *, spec: TrainSpec | None = None, **kwar
             net.load_state_dict(run.best_state)
     net.fastinv_history = run.history
     net.fastinv_config = _config_dict(spec, net, model_name, tdtype, dev, sizes)
+    net.fastinv_config.update(_speed_config(spec, dev, run))
     return net.eval()
 
 
@@ -250,6 +291,55 @@ def _build_network(spec: TrainSpec, n_in: int, n_out: int) -> tuple[nn.Module, t
     return net, tdtype, f"custom:{type(net).__name__}"
 
 
+def _check_precision(spec: TrainSpec, tdtype: torch.dtype) -> None:
+    """bf16/tf32 speed up float32 training only (a module's own dtype may be float64)."""
+    if spec.precision != "float32" and tdtype != torch.float32:
+        raise FastinvError(
+            f"precision={spec.precision!r} speeds up float32 training, but the model is "
+            f"{dtype_name(tdtype)}; pass dtype='float32' or precision='float32'"
+        )
+
+
+def _matmul_precision(spec: TrainSpec, dev: torch.device) -> str | None:
+    """The float32 matmul precision to set: the spec's, or "high" (TF32) for tf32 on CUDA."""
+    if spec.matmul_precision is None and spec.precision == "tf32" and dev.type == "cuda":
+        return "high"
+    return spec.matmul_precision
+
+
+@dataclass(frozen=True)
+class _Parallel:
+    """Data-parallel training: this rank, the ranks, and the global rows this rank holds."""
+
+    rank: int
+    size: int
+    start: int  # global index of the first local row
+    rows: int  # local rows
+    total: int  # rows of all ranks together
+
+    @classmethod
+    def of(cls, shard: RowShard | None, rows: int) -> _Parallel | None:
+        """None without a shard; else the joined group's rank and size, shards checked."""
+        if shard is None:
+            return None
+        if not isinstance(shard, RowShard):
+            raise FastinvError(f"shard must be a RowShard or None, got {type(shard).__name__}")
+        rank, size = world()
+        check_shards(shard, rows)
+        return cls(rank, size, int(shard.start), int(rows), int(shard.total))
+
+
+def _wrap_parallel(net: nn.Module, dev: torch.device, dp: _Parallel | None, epochs: int):
+    """The module the training steps call: ``net``, or a DistributedDataParallel copy sharing
+    its parameters (buffers are equal on every rank and not re-broadcast)."""
+    if dp is None or epochs == 0:
+        return net
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [dev.index if dev.index is not None else 0] if dev.type == "cuda" else None
+    return DistributedDataParallel(net, device_ids=ids, broadcast_buffers=False)
+
+
 @dataclass(frozen=True)
 class _Sizes:
     """Rows of the data, of the validation and training sets and per step; widths."""
@@ -287,8 +377,8 @@ def _plan_memory(spec, net, Y, X, sizes: _Sizes, dev, tdtype) -> bool:
     )
     return plan_memory(
         net,
-        rows=sizes.n_samples,
-        batch_rows=max(sizes.batch, min(_EVAL_ROWS, sizes.n_samples)),
+        rows=Y.shape[0],
+        batch_rows=max(sizes.batch, min(_EVAL_ROWS, Y.shape[0])),
         n_in=Y.shape[1],
         n_out=X.shape[1],
         itemsize=torch.empty((), dtype=tdtype).element_size(),
@@ -352,18 +442,27 @@ class _Data:
     device: torch.device  # where the tensors are (the training device or the CPU)
     on_device: bool
     shuffle: torch.Generator
+    first: int = 0  # index, among all ranks' training rows, of this rank's first one
 
 
-def _load_data(Y, X, spec: TrainSpec, sizes: _Sizes, dev, tdtype, on_device: bool) -> _Data:
-    """Split the rows (seeded) and copy them to tensors on the device or the host."""
+def _load_data(
+    Y, X, spec: TrainSpec, sizes: _Sizes, dev, tdtype, on_device: bool, dp: _Parallel | None
+) -> _Data:
+    """Split the rows (seeded) and copy them to tensors on the device or the host.
+
+    Data-parallel, every rank draws the split of all rows and keeps the rows it holds."""
     seed_split, seed_shuffle = _seeds(spec.seed)
     data_dev = dev if on_device else torch.device("cpu")
+    first = 0 if dp is None else dp.start
     if sizes.n_val > 0:
         g_split = torch.Generator(device="cpu")
         g_split.manual_seed(seed_split)
         perm = torch.randperm(sizes.n_samples, generator=g_split).numpy()
         val_rows = np.sort(perm[: sizes.n_val])
         train_rows = np.sort(perm[sizes.n_val :])
+        if dp is not None:
+            first = int(np.searchsorted(train_rows, dp.start))
+            val_rows, train_rows = _local(val_rows, dp), _local(train_rows, dp)
         Ytr = _to_tensor(Y, train_rows, tdtype, data_dev)
         Xtr = _to_tensor(X, train_rows, tdtype, data_dev)
         Yva = _to_tensor(Y, val_rows, tdtype, data_dev)
@@ -374,15 +473,42 @@ def _load_data(Y, X, spec: TrainSpec, sizes: _Sizes, dev, tdtype, on_device: boo
         Yva = Xva = None
     g_shuffle = torch.Generator(device="cpu")
     g_shuffle.manual_seed(seed_shuffle)
-    return _Data(Ytr, Xtr, Yva, Xva, data_dev, on_device, g_shuffle)
+    return _Data(Ytr, Xtr, Yva, Xva, data_dev, on_device, g_shuffle, first)
 
 
-def _make_optimizer(net: nn.Module, spec: TrainSpec) -> torch.optim.Optimizer:
+def _local(rows: np.ndarray, dp: _Parallel) -> np.ndarray:
+    """The global row numbers ``rows`` (sorted) that this rank holds, as local numbers."""
+    lo, hi = np.searchsorted(rows, [dp.start, dp.start + dp.rows])
+    return rows[lo:hi] - dp.start
+
+
+def _make_optimizer(net: nn.Module, spec: TrainSpec) -> tuple[torch.optim.Optimizer, str]:
+    """The optimizer and which implementation of its step runs ("fused", "foreach")."""
     params = [p for p in net.parameters() if p.requires_grad]
     if spec.optimizer == "adam":
-        return torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay)
-    return torch.optim.SGD(
+        if _fused_adam_ok(params):
+            opt = torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay, fused=True)
+            return opt, "fused"
+        return torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay), "foreach"
+    opt = torch.optim.SGD(
         params, lr=spec.lr, momentum=spec.effective_momentum, weight_decay=spec.weight_decay
+    )
+    return opt, "foreach"
+
+
+#: devices and dtypes torch's fused Adam kernel takes
+_FUSED_DEVICES = ("cpu", "cuda")
+_FUSED_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+
+def _fused_adam_ok(params: list[torch.Tensor]) -> bool:
+    """Whether torch's fused Adam step takes these parameters (all on one CPU or CUDA device,
+    floating dtypes it supports, dense)."""
+    return (
+        bool(params)
+        and len({p.device for p in params}) == 1
+        and params[0].device.type in _FUSED_DEVICES
+        and all(p.dtype in _FUSED_DTYPES and not p.is_sparse for p in params)
     )
 
 
@@ -420,9 +546,21 @@ class _Run:
     history: dict
     best_state: dict | None = None  # weights of the best validation loss (early stopping)
     since_best: int = 0  # epochs since the validation loss last improved
+    dp: _Parallel | None = None  # data-parallel: this rank's place
+    fwd: Any = None  # what the training steps call: net, or its DistributedDataParallel copy
+    optimizer_impl: str = "foreach"  # the optimizer step's kernel: "fused" or "foreach"
 
-    def evaluate(self, Yt: torch.Tensor, Xt: torch.Tensor) -> float:
-        return _evaluate(self.net, Yt, Xt, self.dev, self.dtype)
+    def evaluate(self, Yt: torch.Tensor, Xt: torch.Tensor, rows: int) -> float:
+        """The objective over ``rows`` rows: those of (Yt, Xt), of all ranks together."""
+        total = _objective_total(self.net, Yt, Xt, self.dev, self.dtype)
+        if self.dp is not None:
+            allreduce_sum(total)
+        return float(total.item()) / rows if rows > 0 else float("nan")
+
+    def autocast(self):
+        """bf16 autocast of the forward pass (precision "bf16"), else nothing."""
+        on = self.spec.precision == "bf16" and self.dev.type in ("cpu", "cuda")
+        return torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=on)
 
 
 def _evaluate_start(run: _Run) -> None:
@@ -430,9 +568,9 @@ def _evaluate_start(run: _Run) -> None:
     h, d = run.history, run.data
     if 0 in (run.spec.checkpoints or ()):
         h["checkpoints"][0] = _state_copy(run.net, torch.device("cpu"))
-    h["initial_train_loss"] = run.evaluate(d.Ytr, d.Xtr)
+    h["initial_train_loss"] = run.evaluate(d.Ytr, d.Xtr, run.sizes.n_train)
     if d.Yva is not None:
-        h["initial_val_loss"] = run.evaluate(d.Yva, d.Xva)
+        h["initial_val_loss"] = run.evaluate(d.Yva, d.Xva, run.sizes.n_val)
         h["best_val_loss"] = h["initial_val_loss"]
         h["best_epoch"] = 0
         if run.spec.keep_best:
@@ -445,6 +583,7 @@ def _run_epochs(run: _Run, opt: torch.optim.Optimizer) -> None:
     bar = Reporter(enabled=spec.progress and spec.epochs > 0).bar(spec.epochs, "train", "epoch")
     clock = Stopwatch()
     run.net.train()
+    run.fwd.train()
     with closing(bar):
         for epoch in range(1, spec.epochs + 1):
             lr_e = spec.lr * _lr_factor(spec.schedule, epoch - 1, spec.epochs)
@@ -456,7 +595,7 @@ def _run_epochs(run: _Run, opt: torch.optim.Optimizer) -> None:
                     f"training diverged at epoch {epoch} (train loss {train_loss}); lower lr "
                     f"(now {spec.lr:g}) or rescale the data"
                 )
-            val_loss = run.evaluate(d.Yva, d.Xva) if d.Yva is not None else None
+            val_loss = run.evaluate(d.Yva, d.Xva, run.sizes.n_val) if d.Yva is not None else None
             logs = {"train_loss": train_loss, "val_loss": val_loss, "lr": lr_e}
             logs["time"] = clock.seconds
             _record_epoch(run, epoch, logs)
@@ -474,25 +613,32 @@ def _run_epochs(run: _Run, opt: torch.optim.Optimizer) -> None:
 def _train_epoch(run: _Run, opt: torch.optim.Optimizer) -> float:
     """One pass over the training rows; the mean objective of its batches (before each step)."""
     loss_sum = torch.zeros((), dtype=run.dtype, device=run.dev)
-    for yb, xb in _batches(run):
+    ranks = 1 if run.dp is None else run.dp.size
+    for yb, xb, rows in _batches(run):
         opt.zero_grad(set_to_none=True)
-        ssum = _objective_sum(run.net(yb), xb)
-        (ssum / yb.shape[0]).backward()
+        with run.autocast():
+            out = run.fwd(yb)
+        ssum = _objective_sum(out.to(xb.dtype), xb)
+        # DDP averages the ranks' gradients: each scales its part of the global batch's sum
+        (ssum / rows if ranks == 1 else ssum * (ranks / rows)).backward()
         opt.step()
         loss_sum += ssum.detach()
         run.history["n_steps"] += 1
+    if run.dp is not None:
+        allreduce_sum(loss_sum)
     return float(loss_sum.item()) / run.sizes.n_train
 
 
-def _batches(run: _Run) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """The epoch's batches on the training device: the full set, or a seeded shuffle."""
+def _batches(run: _Run) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
+    """The epoch's batches on the training device, with the rows of the global batch: the
+    full set, or a seeded shuffle (data-parallel: this rank's members of each global batch)."""
     d, n_train, bs = run.data, run.sizes.n_train, run.sizes.batch
     if run.sizes.full_batch:
-        picks = [None]
+        picks = [(None, n_train)]
     else:
         order = torch.randperm(n_train, generator=d.shuffle).to(d.device)
-        picks = [order[s : s + bs] for s in range(0, n_train, bs)]
-    for idx in picks:
+        picks = [_own(order[s : s + bs], run) for s in range(0, n_train, bs)]
+    for idx, rows in picks:
         if idx is None:
             yb, xb = d.Ytr, d.Xtr
         else:
@@ -500,7 +646,15 @@ def _batches(run: _Run) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         if not d.on_device:
             yb = yb.to(run.dev, non_blocking=True)
             xb = xb.to(run.dev, non_blocking=True)
-        yield yb, xb
+        yield yb, xb, rows
+
+
+def _own(idx: torch.Tensor, run: _Run) -> tuple[torch.Tensor, int]:
+    """The local rows of the global batch ``idx`` (all of it for one process), and its size."""
+    if run.dp is None:
+        return idx, idx.shape[0]
+    first, m = run.data.first, run.data.Ytr.shape[0]
+    return idx[(idx >= first) & (idx < first + m)] - first, idx.shape[0]
 
 
 def _record_epoch(run: _Run, epoch: int, logs: dict) -> None:
@@ -581,6 +735,19 @@ def _config_dict(
     }
 
 
+def _speed_config(spec: TrainSpec, dev: torch.device, run: _Run) -> dict:
+    """The config entries of the speed settings: precision (with a note where it does
+    nothing), the optimizer step's implementation, and the data-parallel ranks."""
+    out = {
+        "precision": spec.precision,
+        "optimizer_impl": run.optimizer_impl,
+        "world_size": 1 if run.dp is None else run.dp.size,
+    }
+    if spec.precision == "tf32" and dev.type != "cuda":
+        out["precision_note"] = "tf32 applies to CUDA matrix products; trained in float32 here"
+    return out
+
+
 # --------------------------------------------------------------------------- helpers
 def _as_list(shape) -> list | None:
     return None if shape is None else list(shape)
@@ -644,21 +811,22 @@ def _objective_sum(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _evaluate(
+def _objective_total(
     model: nn.Module, Yt: torch.Tensor, Xt: torch.Tensor, dev: torch.device, dtype: torch.dtype
-) -> float:
-    """The objective over all rows of (Yt, Xt), evaluated in eval mode, in chunks."""
+) -> torch.Tensor:
+    """sum_i ||f(y_i) - x_i||^2 / 2 over the rows of (Yt, Xt) (a 0-d tensor), evaluated in
+    eval mode, in chunks; 0 without rows."""
     m = Yt.shape[0]
+    total = torch.zeros((), dtype=dtype, device=dev)
     if m == 0:
-        return float("nan")
+        return total
     was_training = _set_mode(model, False)
     try:
-        total = torch.zeros((), dtype=dtype, device=dev)
         for s in range(0, m, _EVAL_ROWS):
             yb = Yt[s : s + _EVAL_ROWS].to(dev, non_blocking=True)
             xb = Xt[s : s + _EVAL_ROWS].to(dev, non_blocking=True)
             total += _objective_sum(model(yb), xb)
-        return float(total.item()) / m
+        return total
     finally:
         _set_mode(model, was_training)
 

@@ -47,6 +47,7 @@ def generate(
     chunk_size: int | None = None,
     dtype=np.float64,
     prior_params: dict | None = None,
+    start: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw N training pairs: signals X from a prior and measurements Y = X Aᵀ + E.
 
@@ -78,6 +79,10 @@ def generate(
         cast to float32.
     prior_params : dict, optional
         parameters of the prior (when ``prior`` is a name).
+    start : int
+        global index of the first row: the result is rows ``start .. start + n_samples`` of
+        the data set of this seed, bitwise (so ranks or workers can each draw their own rows
+        and their union is one draw of all rows).
 
     Returns
     -------
@@ -87,13 +92,14 @@ def generate(
         measurements ``X @ A.T + E``.
     """
     A = _operator_matrix(op)
-    n = A.shape[0]
+    n = A.shape[0] if isinstance(A, np.ndarray) else A.n
     N = check_int(n_samples, "n_samples", lo=1)
     pr = _resolve_prior(prior, n, prior_params)
     noise = check_float(noise, "noise", lo=0)
     _check_noise_type(noise_type)
     out_dtype = _output_dtype(dtype)
     key = as_seed(seed)
+    start = check_int(start, "start", lo=0)
     block = row_block(n)
     chunk = _plan_chunks(N, n, chunk_size, block, out_dtype)
     out = _Output(N, n, chunk, out_dtype)
@@ -102,19 +108,23 @@ def generate(
     for s in range(0, N, chunk):
         e = min(N, s + chunk)
         xc, yc = out.chunk(s, e)
-        forward(xc, yc, key, s, out.native)
-        add_noise(yc, key, s)
+        forward(xc, yc, key, start + s, out.native)
+        add_noise(yc, key, start + s)
         out.store(s, e, xc, yc)
         _check_overflow(out.Y[s:e], A)
     return out.X, out.Y
 
 
-def _check_overflow(Y: np.ndarray, A: np.ndarray) -> None:
+def _check_overflow(Y: np.ndarray, A) -> None:
     """Refuse measurements that overflowed (A scaled near the largest float): a finite sum
     means every entry is finite; only when it is not are the entries looked at."""
     with np.errstate(all="ignore"):
         if np.isfinite(Y.sum()) or np.isfinite(Y).all():
             return
+    if not isinstance(A, np.ndarray):
+        raise FastinvError(
+            f"y = A x overflows {Y.dtype} (or A x is not finite); check the operator's scale"
+        )
     amax = float(np.abs(A).max())
     raise FastinvError(
         f"y = A x overflows {Y.dtype} (the largest entry of A is {amax:.3g}); rescale A, e.g. "
@@ -124,7 +134,16 @@ def _check_overflow(Y: np.ndarray, A: np.ndarray) -> None:
 
 # ---------------------------------------------------------------------------------------
 # validate
-def _operator_matrix(op) -> np.ndarray:
+def _operator_matrix(op):
+    """The dense float64 A, or the Operator itself when it is not stored as a matrix (then
+    y = A x goes through its ``apply``: FFT, DCT, Kronecker, mask, sparse, ...)."""
+    if getattr(op, "linear_map", None) is not None and op.structure != "dense":
+        if op.shape[0] != op.shape[1]:
+            raise FastinvError(
+                f"operator matrix A must be square and non-empty, got shape {op.shape}; "
+                "pass an (n, n) matrix"
+            )
+        return op
     A = op.A if hasattr(op, "A") else op
     A = check_2d(A, "operator matrix A")
     if A.shape[0] != A.shape[1] or A.shape[0] == 0:
@@ -235,13 +254,30 @@ class _Output:
 
 # ---------------------------------------------------------------------------------------
 # sample the prior and apply A
-def _forward_step(pr: Prior, A: np.ndarray, block: int, rows: int):
+def _forward_step(pr: Prior, A, block: int, rows: int):
     """The step that fills a chunk of X and writes A x into Y: through the prior's low-rank
-    factor when it has few enough coefficients, else sample and multiply by A."""
+    factor when it has few enough coefficients, else sample and multiply by A (a dense
+    matrix, or an Operator's ``apply`` row by row)."""
     lr = pr.low_rank()
-    if lr is not None and 2 * lr.factor.shape[0] <= A.shape[0]:
+    n = A.shape[0]
+    if not isinstance(A, np.ndarray):
+        return _MapForward(pr, A, rows)
+    if lr is not None and 2 * lr.factor.shape[0] <= n:
         return _LowRankForward(pr, lr.factor, lr.block, A, block, rows)
     return _DenseForward(pr, A, block, rows)
+
+
+class _MapForward:
+    """x from the prior, then y = A x through the operator's ``apply`` (each row on its own,
+    so that the rows do not depend on the chunking)."""
+
+    def __init__(self, pr: Prior, op, rows: int) -> None:
+        self.pr, self.op = pr, op
+        self.work = pr.workspace(rows)
+
+    def __call__(self, xc, yc, key, start: int, touch: bool) -> None:
+        self.pr.fill(xc, key, start, self.work)
+        yc[...] = self.op.apply(np.asarray(xc, dtype=np.float64))
 
 
 class _DenseForward:
