@@ -101,12 +101,15 @@ class FakeNoise:
     sigma = 0.05
 
 
-def _fake_physics(torch, *, down: int = 1):
-    """A deepinv-style LinearPhysics: a 3 x 3 blur (zero padding) then optional downsampling."""
+def _fake_physics(torch, *, down: int = 1, holder: bool = False):
+    """A deepinv-style LinearPhysics: a 3 x 3 blur (zero padding) then optional downsampling;
+    ``holder``: a float32 ``_device_holder`` buffer registered first, as deepinv 0.5 does."""
 
     class Physics(torch.nn.Module):
         def __init__(self):
             super().__init__()
+            if holder:
+                self.register_buffer("_device_holder", torch.zeros(1, dtype=torch.float32))
             k = torch.tensor([[1.0, 2.0, 0.5], [0.0, 3.0, 1.0], [0.2, 0.0, 1.5]])
             self.register_buffer("filter", (k / k.sum())[None, None].to(torch.float64))
             self.noise_model = FakeNoise()
@@ -146,6 +149,16 @@ def test_deepinv_style_physics():
     del physics.img_size
     with pytest.raises(FastinvError, match="pass image_shape"):
         as_operator(physics)
+
+
+def test_private_float32_buffer_does_not_set_the_physics_dtype():
+    """deepinv 0.5 registers a float32 ``_device_holder`` before the filter: the float64
+    filter decides (else conv2d fails on a dtype mismatch)."""
+    torch = pytest.importorskip("torch")
+    physics = _fake_physics(torch, holder=True)
+    op = as_operator(physics, name="blur")
+    assert op.params["dtype"] == "float64"
+    _check_against(op, _dense_of(torch, physics, 1, 6, 8))
 
 
 FACTORY = """

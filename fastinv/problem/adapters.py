@@ -118,10 +118,14 @@ def _physics_dtype(physics):
     import torch
 
     tensors = []
-    for attr in ("buffers", "parameters"):
+    for attr in ("named_buffers", "named_parameters"):
         f = getattr(physics, attr, None)
-        if callable(f):
-            tensors += [t for t in f() if t.is_floating_point()]
+        if callable(f):  # private buffers (deepinv 0.5's float32 _device_holder) say nothing
+            tensors += [
+                t
+                for name, t in f()
+                if t.is_floating_point() and not any(p.startswith("_") for p in name.split("."))
+            ]
     # a physics that is not an nn.Module: the tensors among its attributes
     attrs = getattr(physics, "__dict__", {}).values()
     tensors += [t for t in attrs if isinstance(t, torch.Tensor) and t.is_floating_point()]
