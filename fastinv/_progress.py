@@ -78,6 +78,10 @@ class Reporter:
         finally:
             self.timings[name] = self.timings.get(name, 0.0) + clock.seconds
 
+    def child(self) -> Reporter:
+        """A reporter printing (and drawing bars) where this one does, with its own timings."""
+        return Reporter(self.enabled, prefix=self.prefix, sink=self._sink)
+
     def bar(self, total: int, desc: str, unit: str = "it"):
         """A progress bar when enabled, else a no-op bar with the same methods."""
         if not self.enabled or self._sink is not None:

@@ -162,7 +162,7 @@ def test_library_audit_refuses_without_memory(monkeypatch):
     Y = np.random.default_rng(0).standard_normal((40, 16))
     calls = []
     monkeypatch.setattr(fastinv.io, "available_memory", lambda: 1000)
-    with pytest.raises(FastinvError, match="auditing at n = 16 needs"):
+    with pytest.raises(FastinvError, match="auditing at n = 16 on k = 5 directions .top-k. needs"):
         fastinv.audit(lambda y: calls.append(y) or y, op, probes=Y, test=(Y, None))
     assert calls == []  # refused before the model ran
 

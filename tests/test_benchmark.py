@@ -13,12 +13,17 @@ from fastinv.cli.bench import bench
 from fastinv.errors import FastinvError
 from fastinv.workflows.bench import (
     EXPECTED_EXPONENT,
+    EXPECTED_MEMORY_EXPONENT,
+    IMAGE_STAGES,
     STAGES,
     ScalingResult,
     fit_exponent,
+    image_bench_bytes,
     machine_info,
     scaling,
+    tikhonov_filter_model,
 )
+from fastinv.workflows.memory import topk_probes
 
 TINY = dict(repeats=2, samples_per_n=2, k=4, n_iter=1, fit_points=2)
 
@@ -180,6 +185,125 @@ def test_machine_info_is_json():
 
 def test_all_stages_have_an_expected_exponent():
     assert set(EXPECTED_EXPONENT) == set(STAGES)
+    assert set(EXPECTED_MEMORY_EXPONENT) == set(STAGES)
+
+
+def test_dense_stages_report_their_memory(tiny_run):
+    res, out = tiny_run
+    # generate allocates its (N, n) X and Y during the call: the traced peak holds them
+    for i, n in enumerate(res.ns):
+        assert min(res.traced["generate"][i]) >= 2 * 8 * res.samples[i] * n
+        assert all(r > 2**20 for r in res.rss["generate"][i])  # an interpreter's RSS at least
+    data = json.loads((out / "scaling.json").read_text())
+    assert data["peak_traced_bytes"]["fit_linear"] == res.peak("traced", "fit_linear")
+    assert "## Peak memory" in (out / "bench.md").read_text()
+
+
+# ------------------------------------------------------------------------------ large-n stages
+IMAGE_NS = (16, 64)
+IMAGE_RANK = 16
+
+
+@pytest.fixture(scope="module")
+def image_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench_images")
+    res = scaling(IMAGE_NS, IMAGE_STAGES, out=out, repeats=1, rank=IMAGE_RANK, fit_points=2,
+                  warmup=False, plot=False)  # fmt: skip
+    return res, out
+
+
+def test_image_stages_run_and_measure_memory(image_run):
+    res, _ = image_run
+    N = topk_probes(IMAGE_RANK)
+    for i, n in enumerate(IMAGE_NS):
+        for s in IMAGE_STAGES:
+            assert len(res.times[s][i]) == 1 and res.times[s][i][0] > 0
+            assert res.rss[s][i][0] > 2**20
+        # lower bounds in closed form: what each call must allocate
+        assert res.traced["blur_generate"][i][0] >= 2 * 8 * N * n  # X and Y
+        assert res.traced["blur_topk"][i][0] >= 2 * 8 * n * IMAGE_RANK  # U_k and V_kᵀ
+        assert res.traced["topk_audit"][i][0] >= 8 * N * IMAGE_RANK  # projected probes
+        # and the planned memory covers what the audit allocated
+        assert res.traced["topk_audit"][i][0] <= image_bench_bytes(n, rank=IMAGE_RANK)
+    for s in IMAGE_STAGES:
+        t = res.peak("traced", s)
+        ref = np.log(t[1] / t[0]) / np.log(IMAGE_NS[1] / IMAGE_NS[0])
+        assert res.memory_exponents[s]["p"] == pytest.approx(ref, rel=1e-9)
+        assert res.stage_devices[s] == "cpu"
+
+
+def test_image_stages_land_in_the_files(image_run):
+    res, out = image_run
+    md = (out / "bench.md").read_text()
+    N = topk_probes(IMAGE_RANK)
+    head = "| n | N | blur_generate (s) | blur_topk (s) | topk_audit (s) | topk_audit_cnn (s) |"
+    assert head in md
+    assert f"| 64 | {N} |" in md
+    t, r = res.peak("traced", "topk_audit")[1], res.peak("rss", "topk_audit")[1]
+    row = next(line for line in md.splitlines() if line.startswith("| 64 |") and "/" in line)
+
+    def mib(b):  # whole MiB from 10 MiB up, else two decimals
+        return f"{b / 2**20:.0f}" if b >= 10 * 2**20 else f"{b / 2**20:.2f}"
+
+    assert row.split("|")[4].strip() == f"{mib(t)} / {mib(r)}"
+    assert f"**{res.memory_exponents['blur_generate']['p']:.2f}**" in md
+    data = json.loads((out / "scaling.json").read_text())
+    assert data["traced_bytes"]["blur_topk"] == res.traced["blur_topk"]
+    assert data["rss_bytes"]["topk_audit_cnn"] == res.rss["topk_audit_cnn"]
+    assert data["config"]["rank"] == IMAGE_RANK and data["config"]["image_probes"] == N
+    assert data["expected_memory_exponents"]["topk_audit"] == 1.0
+
+
+def test_tikhonov_filter_model_is_the_dense_tikhonov_inverse():
+    import fastinv
+
+    n, lam = 64, 1e-2
+    op = fastinv.make_operator("blur2d", n=n, sigma=2.0, boundary="periodic")
+    A = op.to_dense()
+    Y = np.random.default_rng(3).standard_normal((5, n))
+    ref = np.linalg.solve(A.T @ A + lam * np.eye(n), A.T @ Y.T).T
+    np.testing.assert_allclose(tikhonov_filter_model(op, lam)(Y), ref, rtol=1e-10, atol=1e-12)
+
+
+def test_tikhonov_filter_model_needs_a_spectral_basis():
+    import fastinv
+
+    op = fastinv.make_operator("blur2d", n=64, psf="disk", boundary="zero")
+    with pytest.raises(FastinvError, match="spectral basis"):
+        tikhonov_filter_model(op)
+
+
+@pytest.mark.parametrize(
+    "ns, stages, kwargs, match",
+    [
+        ([64, 1000], ["topk_audit"], {}, r"perfect squares .*got \[1000\]; use e.g. 961"),
+        ([2**30], ["blur_topk"], {}, "memory is available; lower --max-n"),
+        ([64], ["blur_topk"], dict(rank=0), "rank"),
+    ],
+)
+def test_image_stages_bad_input(ns, stages, kwargs, match):
+    with pytest.raises(FastinvError, match=match):
+        scaling(ns, stages, repeats=1, **kwargs)
+
+
+def test_cli_image_stage_non_square_is_one_line(tmp_path):
+    args = ["--ns", "1000", "--max-n", "2000", "--stages", "blur_topk", "--rank", "8"]
+    res = CliRunner().invoke(bench, [*args, "--out", str(tmp_path / "x"), "--quiet"])
+    assert res.exit_code == 2
+    assert res.output.strip().splitlines() == [
+        "error: sizes n of the stages blur_topk must be perfect squares (H x H images), got "
+        "[1000]; use e.g. 961"
+    ]
+
+
+def test_cli_image_stage(tmp_path):
+    out = tmp_path / "b"
+    args = ["--ns", "64,100", "--stages", "blur_topk", "--rank", "8", "--repeats", "1"]
+    res = CliRunner().invoke(bench, [*args, "--out", str(out), "--quiet", "--no-plot"])
+    assert res.exit_code == 0, res.output
+    data = json.loads((out / "scaling.json").read_text())
+    assert data["config"]["rank"] == 8 and data["ns"] == [64, 100]
+    assert len(data["peak_traced_bytes"]["blur_topk"]) == 2
 
 
 # ------------------------------------------------------------------------------ CLI

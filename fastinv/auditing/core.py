@@ -16,16 +16,26 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fastinv import io
 from fastinv._progress import Reporter
-from fastinv.auditing import sections
+from fastinv._validation import check_choice
+from fastinv.auditing import sections, topk
 from fastinv.auditing.angles import cov_sqrt, on_data_distances, weighted_products
 from fastinv.auditing.verdict import make_verdict
+from fastinv.errors import FastinvError
 
 __all__ = [
     "FULL_SVD_MAX",
+    "PATHS",
+    "AuditPath",
     "AuditResult",
     "audit",
+    "choose_path",
+    "network_error",
 ]
+
+#: the audit paths: "auto" chooses (see :func:`choose_path`)
+PATHS = ("auto", "dense", "top-k")
 
 #: n above which spectra of n x n matrices are taken by randomized top-k SVD
 FULL_SVD_MAX = 1024
@@ -66,6 +76,8 @@ def audit(
     n_jacobian: int = 16,
     ks=None,
     full_svd_max: int = FULL_SVD_MAX,
+    rank: int | None = None,
+    path: str = "auto",
     seed: int = 0,
     log=None,
 ) -> AuditResult:
@@ -96,17 +108,153 @@ def audit(
     ks : sequence of int, optional
         Subspace dimensions for principal angles.
     full_svd_max : int
-        n above which spectra are taken by randomized top-k SVD.
+        n above which spectra are taken by randomized top-k SVD (dense path).
+    rank : int, optional
+        Run the top-k audit on A's ``rank`` leading singular directions (never an n x n
+        matrix; see :mod:`fastinv.auditing.topk`). Its arrays ``sigma_A``, ``phi_C`` and
+        ``phi_mean_jacobian`` then hold the k leading directions in descending σ.
+    path : {"auto", "dense", "top-k"}
+        "auto" (default): the dense audit when it fits in memory and the fitted probe rows
+        identify the full C (N_fit >= n + 1), else the top-k audit with k =
+        :func:`fastinv.auditing.topk.default_rank`; ``metrics["audit"]`` says which ran
+        and why.
     seed : int
         Seed of the surrogate's hold-out split and of the randomized SVDs.
     log : callable, optional
         Receives one line per stage.
     """
-    rep = Reporter(prefix="", sink=log)
-    notes: list[str] = []
+    rep = log.child() if isinstance(log, Reporter) else Reporter(prefix="", sink=log)
     op = sections.as_operator(op)
     probes, Y_test, X_test = sections.check_inputs(op, probes, test)
-    sections.check_audit_memory(op.n, probes.shape[0] + Y_test.shape[0])
+    chosen = choose_path(op.n, probes.shape[0], Y_test.shape[0], rank=rank, path=path)
+    if chosen.path == "top-k":
+        rep(f"top-k audit, k = {chosen.k}: {chosen.why}")
+        return _audit_topk(
+            model,
+            op,
+            probes,
+            (Y_test, X_test),
+            validation,
+            prior=prior,
+            noise=noise,
+            train_X=train_X,
+            n_jacobian=n_jacobian,
+            chosen=chosen,
+            seed=seed,
+            rep=rep,
+        )
+    return _audit_dense(
+        model,
+        op,
+        probes,
+        (Y_test, X_test),
+        validation,
+        prior=prior,
+        noise=noise,
+        train_X=train_X,
+        n_jacobian=n_jacobian,
+        ks=ks,
+        full_svd_max=full_svd_max,
+        chosen=chosen,
+        seed=seed,
+        rep=rep,
+    )
+
+
+def network_error(metrics: dict) -> float | None:
+    """The network's relative test error over all of x (the top-k audit's ``errors`` hold
+    errors on the k leading directions; ``errors_full`` the ones over all of x)."""
+    full = metrics.get("errors_full") or {}
+    if full.get("network") is not None:
+        return full["network"]
+    return (metrics.get("errors") or {}).get("network")
+
+
+@dataclass
+class AuditPath:
+    """Which audit runs (``path`` "dense" or "top-k", ``k`` for top-k) and why."""
+
+    path: str
+    k: int | None
+    why: str
+    n_fit: int
+    n: int
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "k": self.k, "why": self.why, "n_fit": self.n_fit, "n": self.n}
+
+
+def fitted_rows(n_probes: int) -> int:
+    """Rows the surrogate is fitted on: all probes below 50, else 80 % (20 % held out)."""
+    return n_probes if n_probes < 50 else n_probes - int(round(0.2 * n_probes))
+
+
+def dense_audit_bytes(n: int, rows: int) -> int:
+    """Memory of the dense audit: about 32 n x n float64 matrices alive at once, and a copy
+    of the inputs."""
+    return 8 * n * n * 32 + 8 * n * 2 * rows
+
+
+def choose_path(n: int, n_probes: int, n_test: int, *, rank=None, path: str = "auto") -> AuditPath:
+    """The dense audit when it fits in memory and N_fit >= n + 1 identifies the full C; else
+    the top-k audit (``rank`` or what the fitted rows support). ``rank`` or ``path="top-k"``
+    force the top-k audit, ``path="dense"`` the dense one (refused when it will not fit)."""
+    path = check_choice(path, "audit path", PATHS)
+    n_fit = fitted_rows(n_probes)
+    if rank is not None or path == "top-k":
+        k = topk.default_rank(n_fit, n) if rank is None else topk.check_rank(rank, n_fit, n)
+        why = "an audit rank was given" if rank is not None else "the top-k audit was asked for"
+        return AuditPath("top-k", k, why, n_fit, n)
+    need = dense_audit_bytes(n, n_probes + n_test)
+    avail = io.available_memory()
+    if path == "dense":
+        sections.check_audit_memory(n, n_probes + n_test)
+        return AuditPath("dense", None, "the dense audit was asked for", n_fit, n)
+    if avail is not None and need > avail:
+        why = (
+            f"the dense audit at n = {n} needs about {need / 2**30:.1f} GiB, "
+            f"{avail / 2**30:.1f} GiB are available"
+        )
+    elif n_fit < n + 1:
+        why = (
+            f"{n_fit} fitted probe rows < n + 1 = {n + 1}: the full C is not identifiable "
+            "(give at least 1.25 n + 1 probes for the dense audit)"
+        )
+    else:
+        return AuditPath("dense", None, f"{n_fit} fitted probe rows >= n + 1 and it fits", n_fit, n)
+    if n_fit < 2:
+        raise FastinvError(
+            f"{why}, and {n_probes} probes are too few for the top-k audit; give more probes"
+        )
+    return AuditPath("top-k", topk.default_rank(n_fit, n), why, n_fit, n)
+
+
+def _audit_dense(
+    model,
+    op,
+    probes,
+    test,
+    validation,
+    *,
+    prior,
+    noise,
+    train_X,
+    n_jacobian,
+    ks,
+    full_svd_max,
+    chosen: AuditPath,
+    seed,
+    rep,
+) -> AuditResult:
+    """The dense audit: C, the references and the spectra as n x n matrices."""
+    notes: list[str] = []
+    if chosen.n_fit < op.n + 1:
+        notes.append(
+            f"C was fitted from {chosen.n_fit} probe rows < n + 1 = {op.n + 1}: it is a "
+            "minimum-norm guess, not identified by the data; its R², errors and distances "
+            "reflect the rank, not the network (give more probes, or use the top-k audit)"
+        )
+    Y_test, X_test = test
     U, s, _ = op.svd
     f, is_torch = sections.as_callable(model)
     with rep.stage("surrogate", "fitting the affine surrogate C"):
@@ -136,6 +284,8 @@ def audit(
     jac_metrics, jac_arrays = sections.jacobian_audit(
         model, is_torch, n_jacobian, probes, fit.C, op.svd, plan, R_y, notes=notes, rep=rep
     )
+    if jac_metrics:
+        jac_metrics.update(topk.tikhonov_gain(refs))
     image_arrays = sections.image_findings(op, Y_test, X_test, net, refs, spec, notes)
     metrics = sections.audit_metrics(
         fit=fit,
@@ -161,4 +311,81 @@ def audit(
         curves=refs.curves,
     )
     arrays.update(image_arrays)
+    metrics = {"audit": chosen.to_dict(), **metrics}
     return AuditResult(metrics=metrics, verdict=make_verdict(metrics, s), arrays=arrays)
+
+
+def _audit_topk(
+    model,
+    op,
+    probes,
+    test,
+    validation,
+    *,
+    prior,
+    noise,
+    train_X,
+    n_jacobian,
+    chosen: AuditPath,
+    seed,
+    rep,
+) -> AuditResult:
+    """The top-k audit (:mod:`fastinv.auditing.topk`): everything on A's k leading singular
+    directions, the references' errors over all of x where A's SVD is known exactly."""
+    notes: list[str] = []
+    Y_test, X_test = test
+    f, is_torch = sections.as_callable(model)
+    topk.check_topk_memory(op.n, chosen.k, probes.shape[0], Y_test.shape[0])
+    with rep.stage("basis", f"A's {chosen.k} leading singular triplets"):
+        top = topk.top_basis(op, chosen.k, seed=seed)
+    with rep.stage("surrogate", f"fitting G on {chosen.k} directions"):
+        chunk = topk.forward_chunk(model, probes)
+        bar = rep.bar(probes.shape[0], "probes through the network", unit="row")
+        Z, W = topk.project_probes(f, probes, top, chunk=chunk, progress=bar.update)
+        bar.close()
+        fit = topk.fit_projected(Z, W, seed=seed, notes=notes)
+    with rep.stage("references"):
+        bar = rep.bar(Y_test.shape[0], "test set through the network", unit="row")
+        net = topk.network_on_test(f, Y_test, X_test, top, fit, chunk=chunk, progress=bar.update)
+        bar.close()
+        if validation is None and X_test is not None:
+            notes.append("oracle parameters were chosen on the test set (optimistic by design)")
+        refs = topk.topk_references(
+            op,
+            top,
+            probes,
+            validation if validation is not None else (Y_test, X_test),
+            prior=prior,
+            noise=noise,
+            train_X=train_X,
+        )
+        notes.extend(refs.notes)
+    errors, errors_full = topk.test_errors(top, net, Y_test, X_test, refs, notes)
+    cmp = topk.filter_comparison(top, fit, refs, Z, W)
+    svals = topk.singular_values_k(top, fit, refs)
+    jac_metrics, jac_arrays = topk.projected_jacobian_audit(
+        model, is_torch, n_jacobian, probes, top, fit, refs, Z, notes=notes, rep=rep
+    )
+    img, why_no_maps = topk.topk_image_arrays(op, top, Y_test, X_test, net, refs, cmp)
+    if why_no_maps:
+        notes.append(why_no_maps)
+    metrics = topk.topk_metrics(
+        top=top,
+        why=chosen.why,
+        fit=fit,
+        test=net,
+        errors=errors,
+        errors_full=errors_full,
+        refs=refs,
+        cmp=cmp,
+        svals=svals,
+        jacobians=jac_metrics,
+        notes=notes,
+        timings=rep.timings,
+    )
+    metrics["audit"].update(n_fit=chosen.n_fit, n=chosen.n)
+    arrays = topk.topk_arrays(
+        top=top, fit=fit, test=net, cmp=cmp, svals=svals, jacobians=jac_arrays, curves=refs.curves
+    )
+    arrays.update(img)
+    return AuditResult(metrics=metrics, verdict=make_verdict(metrics, top.s), arrays=arrays)

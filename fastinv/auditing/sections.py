@@ -36,6 +36,7 @@ __all__ = [
     "errors_on_test",
     "fit_affine_surrogate",
     "image_findings",
+    "is_zero_operator",
     "jacobian_audit",
     "network_on_test",
     "reference_inverses",
@@ -48,9 +49,16 @@ __all__ = [
 # inputs, surrogate, the network on the test set
 
 
+_OPERATOR_NAMES = ("A", "n", "svd", "singular")
+
+
 def as_operator(op):
     """``op`` as an Operator: an Operator as it is, an (n, n) array wrapped as one."""
-    if all(hasattr(op, name) for name in ("A", "n", "svd", "singular")):
+    # look the names up on the type: hasattr on the instance would compute the cached SVD
+    # (and the dense A) of a matrix-free operator
+    if all(
+        hasattr(type(op), name) or name in getattr(op, "__dict__", {}) for name in _OPERATOR_NAMES
+    ):
         return op
     if isinstance(op, (np.ndarray, list, tuple)):
         from fastinv.problem.operators import Operator
@@ -87,9 +95,21 @@ def check_inputs(op, probes, test) -> tuple[np.ndarray, np.ndarray, np.ndarray |
     if X_test is not None:
         X_test = check_2d(X_test, "test targets", shape=(Y_test.shape[0], n))
         check_finite(X_test, "test targets")
-    if not np.any(op.A):
+    if is_zero_operator(op):
         raise FastinvError("the operator A is all zeros: there is nothing to invert; check A")
     return probes, Y_test, X_test
+
+
+def is_zero_operator(op) -> bool:
+    """A = 0, checked without an SVD or a dense copy of a matrix-free A (on one random row
+    when the map has no exact spectrum)."""
+    lm = getattr(op, "linear_map", None)
+    if op.structure == "dense" or lm is None:
+        return not np.any(op.A)
+    if lm.exact_svd:
+        return not np.max(lm.sigma_items()) > 0
+    x = np.random.default_rng(0).standard_normal((1, op.n))
+    return not np.any(op.apply(x))
 
 
 def check_audit_memory(n: int, rows: int) -> None:

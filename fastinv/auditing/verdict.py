@@ -44,24 +44,62 @@ def make_verdict(m: dict, s: np.ndarray) -> list[str]:
     return [line for line in lines if line is not None]
 
 
+def _topk(m: dict) -> int | None:
+    """k when the audit ran on A's k leading singular directions, else None."""
+    a = m.get("audit") or {}
+    return a.get("k") if a.get("path") == "top-k" else None
+
+
+def _unidentified(m: dict) -> str | None:
+    """Why the fit does not identify its matrix (fitted rows <= unknowns), else None."""
+    a = m.get("audit") or {}
+    n_fit, n = a.get("n_fit"), a.get("n")
+    if n_fit is None or n is None:
+        return None
+    dim = _topk(m) or n
+    if n_fit >= dim + 1:
+        return None
+    return (
+        f"{n_fit} fitted probe rows for {dim} input directions ({dim + 1} needed): the fit is "
+        "a minimum-norm guess"
+    )
+
+
 def linearity(m: dict) -> str | None:
-    """How affine the network is: R² of its affine fit on held-out probes."""
+    """How affine the network is: R² of its affine fit on held-out probes (and on which
+    directions, for the top-k audit); no conclusion when the fit is not identified."""
     sur = m["surrogate"]
     r2 = sur.get("r2_heldout", sur.get("r2"))
     if r2 is None:
         return None
-    if r2 > 0.99:
-        how = "very nearly affine"
-    elif r2 > 0.9:
-        how = "mostly affine"
-    elif r2 > 0.5:
-        how = "substantially nonlinear"
-    else:
-        how = "far from affine"
+    why = _unidentified(m)
+    if why is not None:
+        return (
+            f"Linearity: not determined — {why}, so R² = {_fmt(r2, 4)} and the errors of C "
+            "reflect the rank of the fit, not the network."
+        )
+    k = _topk(m)
+    if k is not None:
+        return (
+            f"Linearity: on A's {k} leading singular directions the network is "
+            f"{_how_affine(r2)}: the best affine map G U_kᵀy + c explains R² = {_fmt(r2, 4)} "
+            "of the variance of V_kᵀx̂ on held-out probes."
+        )
     return (
-        f"Linearity: on this input distribution the network is {how}: its best affine fit "
-        f"C y + b explains R² = {_fmt(r2, 4)} of its output variance on held-out probes."
+        f"Linearity: on this input distribution the network is {_how_affine(r2)}: its best "
+        f"affine fit C y + b explains R² = {_fmt(r2, 4)} of its output variance on held-out "
+        "probes."
     )
+
+
+def _how_affine(r2: float) -> str:
+    if r2 > 0.99:
+        return "very nearly affine"
+    if r2 > 0.9:
+        return "mostly affine"
+    if r2 > 0.5:
+        return "substantially nonlinear"
+    return "far from affine"
 
 
 def accuracy(m: dict) -> str | None:
@@ -72,8 +110,10 @@ def accuracy(m: dict) -> str | None:
     e_net, e_c = err["network"], err["surrogate"]
     lin = {k: v for k, v in err.items() if k not in ("network", "surrogate", "A_inv")}
     best_lin = min(lin, key=lin.get) if lin else None
+    k = _topk(m)
+    where = "" if k is None else f" on A's {k} leading singular directions (V_kᵀx)"
     msg = (
-        f"Accuracy: relative test error of the network {_fmt(e_net)}, of its affine "
+        f"Accuracy{where}: relative test error of the network {_fmt(e_net)}, of its affine "
         f"surrogate {_fmt(e_c)}"
     )
     if best_lin:
@@ -82,6 +122,9 @@ def accuracy(m: dict) -> str | None:
             f"{_fmt(lin[best_lin])}"
         )
     msg += f", of A⁻¹ itself {_fmt(err.get('A_inv'))}."
+    msg += _accuracy_full(m)
+    if _unidentified(m) is not None:
+        return msg + " C is not identified by the probes: no conclusion on its share."
     if e_c <= 1.05 * e_net:
         msg += " The affine part accounts for essentially all of the network's accuracy."
     elif e_net < 0.95 * e_c:
@@ -95,6 +138,19 @@ def accuracy(m: dict) -> str | None:
     return msg
 
 
+def _accuracy_full(m: dict) -> str:
+    """For the top-k audit: the errors over all of x, where they were computed."""
+    full = m.get("errors_full") or {}
+    if _topk(m) is None or full.get("network") is None:
+        return ""
+    refs = {k: v for k, v in full.items() if k not in ("network", "A_inv")}
+    text = f" Over all of x the network's error is {_fmt(full['network'])}"
+    if refs:
+        best = min(refs, key=refs.get)
+        text += f", the best classical inverse's ({LABELS.get(best, best)}) {_fmt(refs[best])}"
+    return text + "."
+
+
 def directions(m: dict, s: np.ndarray) -> str | None:
     """Which of A's singular directions C inverts, suppresses or amplifies."""
     sur = m["surrogate"]
@@ -102,10 +158,16 @@ def directions(m: dict, s: np.ndarray) -> str | None:
     k_inv, k_sup = phi.get("n_inverted"), phi.get("first_suppressed")
     if k_inv is None:
         return None
-    msg = (
-        f"Directions: C inverts A's leading {k_inv} singular directions (filter factor "
-        f"0.9 ≤ φ ≤ 1.1, as A⁻¹ does)"
-    )
+    if k_inv == 0:
+        msg = (
+            "Directions: C does not invert even A's leading singular direction (φ_1 outside "
+            "0.9 … 1.1, where A⁻¹ has 1)"
+        )
+    else:
+        msg = (
+            f"Directions: C inverts A's leading {k_inv} singular directions (filter factor "
+            f"0.9 ≤ φ ≤ 1.1, as A⁻¹ does)"
+        )
     if k_sup is not None:
         frac = phi.get("suppressed_fraction_after")
         msg += (
@@ -115,7 +177,8 @@ def directions(m: dict, s: np.ndarray) -> str | None:
         )
     if phi.get("n_amplified"):
         msg += f"; {phi['n_amplified']} directions are amplified beyond A⁻¹ (φ > 1.1)"
-    msg += f"; off-diagonal share of Vᵀ C U S is {_fmt(sur['offdiag_share'])} " + (
+    what = "Vᵀ C U S" if _topk(m) is None else "G S_k on the k directions"
+    msg += f"; off-diagonal share of {what} is {_fmt(sur['offdiag_share'])} " + (
         "(it acts as a spectral filter of A)."
         if sur["offdiag_share"] < 0.1
         else "(it mixes A's singular directions: it is not a spectral filter of A)."
@@ -144,7 +207,12 @@ def distances(m: dict) -> str | None:
     msg = f"Distances: ‖C − A⁻¹‖₂/‖A⁻¹‖₂ = {_fmt(d_inv)}"
     if d_l is not None:
         msg += f", ‖C − C_LMMSE‖₂/‖C_LMMSE‖₂ = {_fmt(d_l)}"
-        if abs(d_l - d_inv) < 0.1 * max(d_l, d_inv):
+        if min(d_l, d_inv) >= 0.9:
+            msg += (
+                ": C is far from both (a relative distance of 1 is that of the zero map, so "
+                "neither number says C resembles the reference)."
+            )
+        elif abs(d_l - d_inv) < 0.1 * max(d_l, d_inv):
             msg += ": C is about as far from one as from the other."
         elif d_l < d_inv:
             msg += (
@@ -169,7 +237,7 @@ def distances(m: dict) -> str | None:
 def _jacobians(m: dict) -> dict | None:
     """The Jacobian metrics when they hold σ_max(J) and 1/σ_min(A), else None."""
     jac = m.get("jacobians") or {}
-    if jac.get("sigma_max_J_max") is not None and jac.get("inverse_sigma_min_A") is not None:
+    if jac.get("sigma_max_J_max") is not None:
         return jac
     return None
 
@@ -179,17 +247,30 @@ def noise_amplification(m: dict) -> str | None:
     jac = _jacobians(m)
     if jac is None:
         return None
-    ratio = jac["sigma_max_J_max"] / jac["inverse_sigma_min_A"]
-    return (
-        f"Noise amplification: over {jac['n_probes']} probes the network's Jacobian has "
-        f"σ_max ≤ {_fmt(jac['sigma_max_J_max'])}, against 1/σ_min(A) = "
-        f"{_fmt(jac['inverse_sigma_min_A'])} for A⁻¹ (ratio {_fmt(ratio)})"
-        + (
+    inv = jac.get("inverse_sigma_min_A")
+    gain = jac.get("tikhonov_max_gain")
+    if inv is None and not gain:
+        return None
+    text = (
+        f"Noise amplification: over {jac.get('n_probes_sigma_max', jac['n_probes'])} probes "
+        f"the network's Jacobian has σ_max ≤ {_fmt(jac['sigma_max_J_max'])}"
+    )
+    if inv is not None:
+        ratio = jac["sigma_max_J_max"] / inv
+        text += f", against 1/σ_min(A) = {_fmt(inv)} for A⁻¹ (ratio {_fmt(ratio)})" + (
             " — it inherits A⁻¹'s noise amplification."
             if ratio > 0.5
             else " — far below A⁻¹'s amplification."
         )
-    )
+    else:
+        text += "."
+    if gain:
+        of = LABELS.get(jac.get("tikhonov_max_gain_of"), "Tikhonov")
+        text += (
+            f" The informative yardstick is the largest gain of {of}, 1/(2√λ) = "
+            f"{_fmt(gain)}: the network's is {_fmt(jac['sigma_max_J_max'] / gain)} times that."
+        )
+    return text
 
 
 def jacobian_spread(m: dict) -> str | None:

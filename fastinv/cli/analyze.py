@@ -51,8 +51,8 @@ __all__ = ["analyze"]
 @common.prior_option(
     default=None,
     show_default=False,
-    help="prior for generated probes (without --probes): gaussian, smooth [default], "
-    "piecewise_constant, sparse",
+    help="prior for generated probes (without --probes): gaussian, smooth [default for 1-D], "
+    "piecewise_constant, sparse; grf [default for images], shapes",
 )
 @common.prior_param_option()
 @click.option(
@@ -63,8 +63,14 @@ __all__ = ["analyze"]
     "LMMSE reference is computed; without it, it is not)",
 )
 @common.noise_type_option(default=None, show_default=False, help="with --noise [relative]")
-@click.option("--samples", type=int, default=None, help="generated probes [max(2000, 4n)]")
+@click.option(
+    "--samples",
+    type=int,
+    default=None,
+    help="generated probes [max(2000, 4n); top-k audit: 10 per direction, at least 2000]",
+)
 @common.jacobian_probes_option()
+@common.audit_rank_option()
 @common.device_option("cpu")
 @common.seed_option()
 @common.out_option(help="run directory [runs/analyze-<time>]")

@@ -34,7 +34,8 @@ DEFAULT_MAX_N = 2048
     "--stages",
     default="generate,fit_linear,rsvd,svd_full",
     show_default=True,
-    help="comma-separated: generate, fit_linear, rsvd, svd_full, audit",
+    help="comma-separated: generate, fit_linear, rsvd, svd_full, audit, and the large-n "
+    "stages on square images (n = H·H) blur_generate, blur_topk, topk_audit, topk_audit_cnn",
 )
 @click.option("--repeats", type=int, default=3, show_default=True, help="timed runs (median)")
 @click.option(
@@ -45,6 +46,13 @@ DEFAULT_MAX_N = 2048
     help="rows of data N = this × n",
 )
 @click.option("--k", type=int, default=64, show_default=True, help="rank of the rsvd stage")
+@click.option(
+    "--rank",
+    type=int,
+    default=256,
+    show_default=True,
+    help="k of the large-n stages (capped at n)",
+)
 @click.option(
     "--n-iter", type=int, default=4, show_default=True, help="power iterations of the rsvd stage"
 )
@@ -65,10 +73,11 @@ DEFAULT_MAX_N = 2048
 @click.option("--no-plot", is_flag=True, help="do not write scaling.png")
 @common.quiet_option()
 @common.friendly
-def bench(ns, max_n, stages, repeats, samples_per_n, k, n_iter, fit_points, device, seed, out,
-          force, no_plot, quiet):  # fmt: skip
-    """Time each stage (data generation, the surrogate fit, randomized and full SVD) over n,
-    fit the growth exponent p of t ≈ c·n^p, and write bench.md, scaling.png and scaling.json."""
+def bench(ns, max_n, stages, repeats, samples_per_n, k, rank, n_iter, fit_points, device, seed,
+          out, force, no_plot, quiet):  # fmt: skip
+    """Time each stage (data generation, the surrogate fit, randomized and full SVD; on request
+    the audits and the large-n stages on images) over n, with its peak memory, fit the growth
+    exponents p of t ≈ c·n^p, and write bench.md, scaling.png and scaling.json."""
     from fastinv._device import cuda_available
     from fastinv.workflows.bench import scaling
 
@@ -90,6 +99,7 @@ def bench(ns, max_n, stages, repeats, samples_per_n, k, n_iter, fit_points, devi
         out=out,
         device=device,
         k=k,
+        rank=rank,
         n_iter=n_iter,
         fit_points=min(fit_points, len(sizes)) if len(sizes) >= 2 else 2,
         seed=seed,

@@ -37,6 +37,7 @@ __all__ = [
     "force_option",
     "friendly",
     "jacobian_probes_option",
+    "audit_rank_option",
     "lr_option",
     "model_option",
     "n_option",
@@ -165,6 +166,14 @@ test_samples_option = _preset(
 )
 jacobian_probes_option = _preset(
     "--jacobian-probes", "n_jacobian", type=int, default=16, show_default=True
+)
+audit_rank_option = _preset(
+    "--audit-rank",
+    "audit_rank",
+    type=int,
+    default=None,
+    help="audit on A's k leading singular directions (never an n x n matrix) [chosen: the "
+    "dense audit when it fits and the probes identify C, else top-k]",
 )
 seed_option = _preset("--seed", type=int, default=0, show_default=True)
 force_option = _preset("--force", is_flag=True, help="replace files in an existing --out folder")

@@ -64,9 +64,18 @@ __all__ = ["run"]
 @click.option(
     "--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True
 )
+@click.option(
+    "--precision",
+    type=click.Choice(["float32", "bf16", "tf32"]),
+    default="float32",
+    show_default=True,
+    help="training arithmetic: bf16 autocast (CPU/CUDA) or TF32 matmuls (CUDA); weights, "
+    "losses and the audit stay float32",
+)
 @common.device_option("auto", ("auto", "cpu", "cuda"))
 @common.seed_option()
 @common.jacobian_probes_option()
+@common.audit_rank_option()
 @common.path_option(
     "--config",
     "config_path",
@@ -87,7 +96,8 @@ def run(config_path, out, force, quiet, op_params, prior_params, **opts):
         out = common.default_out(f"{stem}-n{cfg.n or 'file'}")
     clock = Stopwatch()
     metrics = run_experiment(cfg, out, progress=not quiet, force=force)
-    _echo_summary(metrics, out, clock.seconds)
+    if metrics is not None:  # None: a torchrun rank other than 0 (rank 0 reports)
+        _echo_summary(metrics, out, clock.seconds)
 
 
 def _config(config_path, op_params, prior_params, opts: dict):
@@ -109,10 +119,21 @@ def _echo_summary(metrics: dict, out, wall: float) -> None:
     click.echo(f"\nfastinv run finished in {wall:.1f} s — report: {Path(out) / 'report.md'}")
     err = metrics.get("errors", {})
     sur = metrics.get("surrogate", {})
-    click.echo(
-        f"  test error: network {_g(err.get('network'))}, surrogate C {_g(err.get('surrogate'))}"
-        f"; R² {_g(sur.get('r2_heldout'))}; ‖C − A⁻¹‖₂/‖A⁻¹‖₂ {_g(sur.get('rel_dist_to_inverse'))}"
-    )
+    audit = metrics.get("audit") or {}
+    if audit.get("path") == "top-k":
+        full = metrics.get("errors_full") or {}
+        click.echo(
+            f"  top-k audit (k = {audit.get('k')}): {audit.get('why')}\n"
+            f"  test error on the k directions: network {_g(err.get('network'))}, surrogate "
+            f"{_g(err.get('surrogate'))}; over all of x: network "
+            f"{_g(full.get('network'))}; R² {_g(sur.get('r2_heldout'))}"
+        )
+    else:
+        click.echo(
+            f"  test error: network {_g(err.get('network'))}, surrogate C "
+            f"{_g(err.get('surrogate'))}; R² {_g(sur.get('r2_heldout'))}; ‖C − A⁻¹‖₂/‖A⁻¹‖₂ "
+            f"{_g(sur.get('rel_dist_to_inverse'))}"
+        )
     for line in metrics.get("verdict", []):
         click.echo(f"  - {line}")
 

@@ -23,6 +23,7 @@ criterion curve (for plots). See docs/science.md §2.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,6 +44,7 @@ _EPS = float(np.finfo(np.float64).eps)
 
 __all__ = [
     "ParameterChoice",
+    "Projection",
     "check_svd",
     "numerical_rank",
     "resolve_operator",
@@ -791,12 +793,81 @@ def _rhs(Y, m: int, what: str) -> np.ndarray:
     return np.asarray(arr, dtype=np.float64)
 
 
-def _project(Y, U):
-    """Coefficients B = Y U (N, r), their energies and ‖Y − B Uᵀ‖_F² (outside range(U))."""
-    B = Y @ U
-    w = np.einsum("ij,ij->j", B, B)
-    perp = float(np.linalg.norm(Y - B @ U.T) ** 2) if U.shape[0] > U.shape[1] else 0.0
-    return B, w, perp
+@dataclass
+class Projection:
+    """Measurements (and targets) in A's singular bases: all that the parameter choices need.
+
+    Built by :meth:`from_svd` from a dense SVD, or directly from coefficients computed some
+    other way (by FFT for a structured operator, or on A's top-k singular directions only),
+    so that λ and k are chosen without an m x r matrix U.
+
+    Attributes
+    ----------
+    s : ndarray of shape (r,)
+        Singular values, descending (all of them, or the leading r).
+    B : ndarray of shape (N, r)
+        Coefficients Y U (row j holds Uᵀ y_j).
+    perp : float
+        ‖Y − B Uᵀ‖_F², the energy of Y outside the r directions (counted as σ = 0).
+    shape : (int, int)
+        A's shape (m, n).
+    G : ndarray of shape (N, r), optional
+        Target coefficients X V (row j holds Vᵀ x_j), for the oracle choices.
+    perp_x : float
+        ‖X − G Vᵀ‖_F², the targets' energy outside the r directions (no filter on the r
+        directions reconstructs it).
+    """
+
+    s: np.ndarray
+    B: np.ndarray = field(repr=False)
+    perp: float
+    shape: tuple
+    G: np.ndarray | None = field(default=None, repr=False)
+    perp_x: float = 0.0
+
+    @classmethod
+    def from_svd(cls, svd, Y, X=None) -> Projection:
+        """Project the rows of Y (and X) on ``svd = (U, s, Vt)``."""
+        U, s, Vt = svd
+        m, n = U.shape[0], Vt.shape[1]
+        Y = _rhs(Y, m, "Y" if X is None else "Y_val")
+        B = Y @ U
+        perp = float(np.linalg.norm(Y - B @ U.T) ** 2) if U.shape[0] > U.shape[1] else 0.0
+        if X is None:
+            return cls(s, B, perp, (m, n))
+        X = _rhs(X, n, "X_val")
+        if X.shape[0] != Y.shape[0]:
+            raise FastinvError(
+                f"Y_val has {Y.shape[0]} rows but X_val has {X.shape[0]}; give matching pairs"
+            )
+        G = X @ Vt.T
+        perp_x = float(np.linalg.norm(X - G @ Vt) ** 2) if Vt.shape[1] > Vt.shape[0] else 0.0
+        return cls(s, B, perp, (m, n), G, perp_x)
+
+    @property
+    def energies(self) -> np.ndarray:
+        """Σ_j (u_iᵀ y_j)² per direction i."""
+        return np.einsum("ij,ij->j", self.B, self.B)
+
+    def target_norm(self) -> float:
+        """‖X‖_F (refusing a missing or zero X)."""
+        if self.G is None:
+            raise FastinvError("the oracle needs targets X_val; none were projected")
+        nx = math.sqrt(float(np.sum(self.G * self.G)) + self.perp_x)
+        if nx == 0:
+            raise FastinvError("X_val is zero; the relative error is undefined")
+        return nx
+
+
+def _projection(A_or_svd, Y, X=None) -> Projection:
+    """A :class:`Projection` given as such, or made from an SVD and the rows Y (and X)."""
+    if isinstance(A_or_svd, Projection):
+        if Y is not None:
+            raise FastinvError("pass either a Projection or (A, Y), not both")
+        return A_or_svd
+    if Y is None:
+        raise FastinvError("give the measurements Y (or a Projection instead of A)")
+    return Projection.from_svd(_as_svd(A_or_svd), Y, X)
 
 
 def _refine_log(fun, grid: np.ndarray, i: int, *, maximize: bool = False):
@@ -832,7 +903,7 @@ def _gcv_fun(s, w, perp, m, N):
     return G
 
 
-def gcv_lambda(A_or_svd, Y, *, lambdas=None, refine: bool = True) -> ParameterChoice:
+def gcv_lambda(A_or_svd, Y=None, *, lambdas=None, refine: bool = True) -> ParameterChoice:
     """Tikhonov λ by generalized cross-validation (Hansen's SVD form).
 
     G(λ) = ‖A x_λ − y‖² / trace(I − A A_λ^#)², with A A_λ^# the influence matrix, so
@@ -855,12 +926,10 @@ def gcv_lambda(A_or_svd, Y, *, lambdas=None, refine: bool = True) -> ParameterCh
     ParameterChoice
         ``curve`` is G on the grid.
     """
-    U, s, Vt = _as_svd(A_or_svd)
-    m, n = U.shape[0], Vt.shape[1]
-    Y = _rhs(Y, m, "Y")
+    p = _projection(A_or_svd, Y)
+    (m, n), s = p.shape, p.s
     grid = _lambda_grid(lambdas, s, m, n)
-    _, w, perp = _project(Y, U)
-    G = _gcv_fun(s, w, perp, m, Y.shape[0])
+    G = _gcv_fun(s, p.energies, p.perp, m, p.B.shape[0])
     curve = G(grid)
     if not np.any(np.isfinite(curve)):
         raise FastinvError("the GCV function is undefined on the whole grid; choose other lambdas")
@@ -894,7 +963,7 @@ def _lcurve_fun(s, w, perp):
     return parts
 
 
-def lcurve_lambda(A_or_svd, Y, *, lambdas=None, refine: bool = True) -> ParameterChoice:
+def lcurve_lambda(A_or_svd, Y=None, *, lambdas=None, refine: bool = True) -> ParameterChoice:
     """Tikhonov λ at the L-curve corner: maximum curvature of (log‖A x_λ − y‖, log‖x_λ‖).
 
     The curvature is computed analytically from the SVD expansion (derivatives of the
@@ -915,14 +984,12 @@ def lcurve_lambda(A_or_svd, Y, *, lambdas=None, refine: bool = True) -> Paramete
     ParameterChoice
         ``curve`` is the curvature; ``extra`` holds ``residual_norm`` and ``solution_norm``.
     """
-    U, s, Vt = _as_svd(A_or_svd)
-    m, n = U.shape[0], Vt.shape[1]
-    Y = _rhs(Y, m, "Y")
+    p = _projection(A_or_svd, Y)
+    (m, n), s, w = p.shape, p.s, p.energies
     grid = _lambda_grid(lambdas, s, m, n)
-    _, w, perp = _project(Y, U)
     if not np.any(w > 0):
         raise FastinvError("Y has no component in the range of A; the L-curve is undefined")
-    parts = _lcurve_fun(s, w, perp)
+    parts = _lcurve_fun(s, w, p.perp)
     kappa, rn, sn = parts(grid)
     if not np.any(np.isfinite(kappa)):
         raise FastinvError(
@@ -945,37 +1012,37 @@ def lcurve_lambda(A_or_svd, Y, *, lambdas=None, refine: bool = True) -> Paramete
     )
 
 
-def _oracle_parts(U, Vt, Y, X):
+def _oracle_parts(p: Projection):
     """Per-direction sufficient statistics of ‖Y Cᵀ − X‖_F² for C = V diag(d) Uᵀ.
 
     err²(d) = Σ_i [bb_i (d_i − c_i)² + res_i] + perp_x, with bb = Σ_j β_ji², c = bg/bb and
     res = gg − bg²/bb >= 0 (no cancellation in the d-dependent term).
     """
-    B = Y @ U
-    G = X @ Vt.T
+    B, G = p.B, p.G
     bb = np.einsum("ij,ij->j", B, B)
     bg = np.einsum("ij,ij->j", B, G)
     gg = np.einsum("ij,ij->j", G, G)
     c = _safe_div(bg, bb)
     res = np.maximum(gg - c * bg, 0.0)
-    perp = float(np.linalg.norm(X - G @ Vt) ** 2) if Vt.shape[1] > Vt.shape[0] else 0.0
-    return B, G, bb, c, res, perp
+    return bb, c, res
 
 
-def _check_pair(Y, X, m, n):
-    Y = _rhs(Y, m, "Y_val")
-    X = _rhs(X, n, "X_val")
-    if X.shape[0] != Y.shape[0]:
-        raise FastinvError(
-            f"Y_val has {Y.shape[0]} rows but X_val has {X.shape[0]}; give matching pairs"
-        )
-    nx = float(np.linalg.norm(X))
-    if nx == 0:
-        raise FastinvError("X_val is zero; the relative error is undefined")
-    return Y, X, nx
+def _oracle_projection(A_or_svd, Y_val, X_val) -> tuple[Projection, float]:
+    """The validation pairs projected (or the Projection given), and ‖X_val‖_F."""
+    if isinstance(A_or_svd, Projection):
+        if Y_val is not None or X_val is not None:
+            raise FastinvError("pass either a Projection or (A, Y_val, X_val), not both")
+        p = A_or_svd
+    else:
+        if Y_val is None or X_val is None:
+            raise FastinvError("give the validation pairs Y_val and X_val")
+        p = Projection.from_svd(_as_svd(A_or_svd), Y_val, X_val)
+    return p, p.target_norm()
 
 
-def oracle_lambda(A_or_svd, Y_val, X_val, *, lambdas=None, refine: bool = True) -> ParameterChoice:
+def oracle_lambda(
+    A_or_svd, Y_val=None, X_val=None, *, lambdas=None, refine: bool = True
+) -> ParameterChoice:
     """Tikhonov λ with the least relative error ‖X̂ − X‖_F/‖X‖_F on held-out pairs.
 
     X̂ = Y C_λᵀ with C_λ = (AᵀA + λI)⁻¹Aᵀ (no intercept). The error is evaluated in the SVD
@@ -994,12 +1061,11 @@ def oracle_lambda(A_or_svd, Y_val, X_val, *, lambdas=None, refine: bool = True) 
     ParameterChoice
         ``curve`` is the relative error on the grid, ``error`` the one at ``value``.
     """
-    U, s, Vt = _as_svd(A_or_svd)
-    m, n = U.shape[0], Vt.shape[1]
-    Y, X, nx = _check_pair(Y_val, X_val, m, n)
+    p, nx = _oracle_projection(A_or_svd, Y_val, X_val)
+    (m, n), s = p.shape, p.s
     grid = _lambda_grid(lambdas, s, m, n)
-    B, Gm, bb, c, res, perp = _oracle_parts(U, Vt, Y, X)
-    base = float(res.sum()) + perp
+    bb, c, res = _oracle_parts(p)
+    base = float(res.sum()) + p.perp_x
     s2 = s * s
 
     def err(lams):
@@ -1011,7 +1077,7 @@ def oracle_lambda(A_or_svd, Y_val, X_val, *, lambdas=None, refine: bool = True) 
     i = int(np.argmin(curve))
     value = _refine_log(err, grid, i)[0] if refine else float(grid[i])
     d = _safe_div(s, s2 + value)
-    exact = np.sqrt(np.linalg.norm(B * d - Gm) ** 2 + perp) / nx
+    exact = np.sqrt(np.linalg.norm(p.B * d - p.G) ** 2 + p.perp_x) / nx
     return ParameterChoice(
         "oracle", "lambda", value, grid, curve, i, i in (0, grid.size - 1), error=float(exact)
     )
@@ -1036,7 +1102,7 @@ def _k_grid(ks, kmax: int) -> np.ndarray:
     return g
 
 
-def gcv_k(A_or_svd, Y, *, ks=None) -> ParameterChoice:
+def gcv_k(A_or_svd, Y=None, *, ks=None) -> ParameterChoice:
     """TSVD truncation k by GCV: G(k) = (Σ_{i>k} (u_iᵀy)² + ‖y − UUᵀy‖²) / (m − k)².
 
     Parameters
@@ -1050,18 +1116,16 @@ def gcv_k(A_or_svd, Y, *, ks=None) -> ParameterChoice:
     -------
     ParameterChoice
     """
-    U, s, Vt = _as_svd(A_or_svd)
-    m, n = U.shape[0], Vt.shape[1]
-    Y = _rhs(Y, m, "Y")
+    p = _projection(A_or_svd, Y)
+    (m, n), s, w = p.shape, p.s, p.energies
     grid = _k_grid(ks, min(numerical_rank(s, m, n), m - 1))
-    _, w, perp = _project(Y, U)
     tail = np.concatenate([np.cumsum(w[::-1])[::-1], [0.0]])  # tail[k] = Σ_{i>=k} w_i
-    curve = ((tail[grid] + perp) / Y.shape[0]) / (m - grid) ** 2.0
+    curve = ((tail[grid] + p.perp) / p.B.shape[0]) / (m - grid) ** 2.0
     i = int(np.argmin(curve))
     return ParameterChoice("gcv", "k", int(grid[i]), grid, curve, i, i in (0, grid.size - 1))
 
 
-def oracle_k(A_or_svd, Y_val, X_val, *, ks=None) -> ParameterChoice:
+def oracle_k(A_or_svd, Y_val=None, X_val=None, *, ks=None) -> ParameterChoice:
     """TSVD truncation k with the least relative error on held-out pairs (no intercept).
 
     Parameters
@@ -1076,12 +1140,12 @@ def oracle_k(A_or_svd, Y_val, X_val, *, ks=None) -> ParameterChoice:
     -------
     ParameterChoice
     """
-    U, s, Vt = _as_svd(A_or_svd)
-    m, n = U.shape[0], Vt.shape[1]
-    Y, X, nx = _check_pair(Y_val, X_val, m, n)
+    p, nx = _oracle_projection(A_or_svd, Y_val, X_val)
+    (m, n), s = p.shape, p.s
     r = numerical_rank(s, m, n)
     grid = _k_grid(ks, r)
-    _, _, bb, c, res, perp = _oracle_parts(U, Vt, Y, X)
+    bb, c, res = _oracle_parts(p)
+    perp = p.perp_x
     inv = _safe_div(1.0, s)
     kept = bb * (inv - c) ** 2 + res  # error of direction i when it is inverted
     dropped = bb * c * c + res  # ... when it is suppressed (d_i = 0)

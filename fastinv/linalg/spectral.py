@@ -43,6 +43,7 @@ PHI_TOL = 0.1
 DEFAULT_KS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)
 
 __all__ = [
+    "phi_summary",
     "DEFAULT_KS",
     "EIG_NORMALITY_THRESHOLD",
     "PHI_TOL",
@@ -711,28 +712,7 @@ class Comparison:
         suppressed too; ``n_amplified``: φ > 1.1; ``n_negative``: φ < −0.1; ``dof`` = Σφ
         (effective number of inverted directions, the trace of the influence matrix).
         """
-        phi = self.phi
-        inv = np.abs(phi - 1.0) <= PHI_TOL
-        sup = np.abs(phi) <= PHI_TOL
-        n_lead = int(np.argmin(inv)) if not inv.all() else int(phi.size)
-        first = int(np.argmax(sup)) if sup.any() else None
-        out = {
-            "n_inverted": n_lead,
-            "n_inverted_total": int(inv.sum()),
-            "first_suppressed": first,
-            "suppressed_fraction_after": None if first is None else float(sup[first:].mean()),
-            "n_suppressed": int(sup.sum()),
-            "n_amplified": int(np.sum(phi > 1.0 + PHI_TOL)),
-            "n_negative": int(np.sum(phi < -PHI_TOL)),
-            "dof": float(phi.sum()),
-            "min": float(phi.min()),
-            "median": float(np.median(phi)),
-            "max": float(phi.max()),
-            "tol": PHI_TOL,
-        }
-        if phi.size <= 64:
-            out["phi"] = phi.tolist()
-        return out
+        return phi_summary(self.phi)
 
     def to_dict(self) -> dict:
         """JSON-ready summary (no n-length arrays except φ when n <= 64)."""
@@ -802,6 +782,33 @@ class Comparison:
         for key, a in self.angles.items():
             out[f"angles_mean_deg_{key}"] = per_k(a, "mean_deg", self.ks)
         return out
+
+
+def phi_summary(phi) -> dict:
+    """Counts of inverted/suppressed/amplified directions of the filter factors ``phi``
+    (descending σ) and where they lie; see :meth:`Comparison.phi_summary`."""
+    phi = np.asarray(phi, dtype=np.float64)
+    inv = np.abs(phi - 1.0) <= PHI_TOL
+    sup = np.abs(phi) <= PHI_TOL
+    n_lead = int(np.argmin(inv)) if not inv.all() else int(phi.size)
+    first = int(np.argmax(sup)) if sup.any() else None
+    out = {
+        "n_inverted": n_lead,
+        "n_inverted_total": int(inv.sum()),
+        "first_suppressed": first,
+        "suppressed_fraction_after": None if first is None else float(sup[first:].mean()),
+        "n_suppressed": int(sup.sum()),
+        "n_amplified": int(np.sum(phi > 1.0 + PHI_TOL)),
+        "n_negative": int(np.sum(phi < -PHI_TOL)),
+        "dof": float(phi.sum()),
+        "min": float(phi.min()),
+        "median": float(np.median(phi)),
+        "max": float(phi.max()),
+        "tol": PHI_TOL,
+    }
+    if phi.size <= 64:
+        out["phi"] = phi.tolist()
+    return out
 
 
 def compare(

@@ -348,9 +348,12 @@ def physics_of(operator) -> Any:
     """The deepinv physics an Operator was made from (its ``linear_map.physics``), or None.
 
     Also accepts the physics itself (anything with callable ``A`` and ``A_adjoint``)."""
+    linear_map = getattr(operator, "linear_map", None)
+    if linear_map is not None:  # an Operator (never touch its .A: that builds the dense A)
+        return getattr(linear_map, "physics", None)
     if callable(getattr(operator, "A", None)) and callable(getattr(operator, "A_adjoint", None)):
         return operator
-    return getattr(getattr(operator, "linear_map", None), "physics", None)
+    return None
 
 
 def _for_images(lm: LoadedModel, n: int, image_shape, physics) -> None:

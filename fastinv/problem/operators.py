@@ -28,7 +28,14 @@ from fastinv.io import to_jsonable
 from fastinv.problem.adapters import as_linear_map
 from fastinv.problem.catalogue import CATALOGUE, build, random_singular_values
 from fastinv.problem.files import LOADABLE_SUFFIXES, read_matrix
-from fastinv.problem.structured import DenseMap, LinearMap, SparseMap, check_dense_size
+from fastinv.problem.structured import (
+    DenseBasis,
+    DenseMap,
+    LinearMap,
+    SparseMap,
+    SpectralBasis,
+    check_dense_size,
+)
 
 __all__ = [
     "LOADABLE_SUFFIXES",
@@ -171,6 +178,28 @@ class Operator:
         """``Y A``: Aᵀ applied to each row of Y (m,) or (b, m); NumPy or torch, dtype kept."""
         return self._rows(Y, adjoint=True)
 
+    def check_adjoint(self, *, rows: int = 2, seed: int = 0, rtol: float | None = None) -> float:
+        """Refuse an adjoint that is not the transpose of ``apply``: ⟨A x, y⟩ = ⟨x, Aᵀ y⟩ on
+        random rows (the dot test of PyLops), to ``rtol`` (1e-8; 1e-4 for an operator that
+        computes in float32) relative to ‖A x‖ ‖y‖. Returns the relative difference."""
+        if rtol is None:
+            rtol = 1e-4 if str(self.params.get("dtype", "")).endswith("32") else 1e-8
+        rng = np.random.default_rng(seed)
+        X = rng.standard_normal((rows, self.n))
+        Y = rng.standard_normal((rows, self.m))
+        AX = np.asarray(self.apply(X), dtype=np.float64)
+        ATY = np.asarray(self.adjoint(Y), dtype=np.float64)
+        lhs, rhs = float(np.sum(AX * Y)), float(np.sum(X * ATY))
+        scale = float(np.linalg.norm(AX) * np.linalg.norm(Y)) or 1.0
+        rel = abs(lhs - rhs) / scale
+        if not rel <= rtol:
+            raise FastinvError(
+                f"{self.name}: the adjoint fails the adjoint test: ⟨A x, y⟩ = {lhs:.6g} but "
+                f"⟨x, Aᵀ y⟩ = {rhs:.6g} (relative difference {rel:.3g} > {rtol:g}); make the "
+                "adjoint (rmatvec, rmatmat, A_adjoint) the transpose of apply"
+            )
+        return rel
+
     def _rows(self, X, *, adjoint: bool):
         n_in = self.m if adjoint else self.n
         what = "adjoint input" if adjoint else "apply input"
@@ -236,6 +265,22 @@ class Operator:
         if self.linear_map.exact_svd and "svd" not in self.__dict__:
             return np.sort(self.linear_map.sigma_items())[::-1]
         return self.svd[1]
+
+    @functools.cached_property
+    def spectral_basis(self) -> SpectralBasis | None:
+        """Coefficients in A's singular bases without forming U or V (computed once).
+
+        A :class:`~fastinv.problem.structured.SpectralBasis` with exactly the U, s, Vt of
+        :attr:`svd` (FFT, DCT, Kronecker factors or the diagonal, O(n log n) per row) for a
+        structured operator with an exact SVD; a
+        :class:`~fastinv.problem.structured.DenseBasis` built from :attr:`svd` for a dense
+        operator; None for a matrix-free or sparse one (use :meth:`svd_topk`).
+        """
+        if self.linear_map.exact_svd:
+            return self.linear_map.spectral_basis()
+        if self.structure == "dense":
+            return DenseBasis(*self.svd)
+        return None
 
     def svd_topk(self, k: int, **options):
         """The k largest singular triplets ``(U (m, k), s (k,), Vt (k, n), info)``.

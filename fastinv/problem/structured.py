@@ -32,6 +32,11 @@ Filtering*, SIAM 2006):
 The exact SVD of a structured map is returned sorted by descending singular value (a stable
 sort: ties keep the order of the frequencies); where singular values repeat, only the subspaces
 are determined, and any orthonormal basis of them is as correct as another.
+
+:meth:`LinearMap.spectral_basis` gives a :class:`SpectralBasis` with exactly that SVD's U, σ
+and Vt: the coefficients ``Y U``, ``X V`` of row batches and the syntheses ``W Vt``, ``Z Uᵀ``
+by FFT, DCT, the factors' SVDs or the diagonal, in O(b n log n) without forming U or V
+(:class:`DenseBasis`: the same from explicit U, σ, Vt).
 """
 
 from __future__ import annotations
@@ -40,11 +45,14 @@ import math
 
 import numpy as np
 
+from fastinv._validation import check_int, fail
 from fastinv.errors import FastinvError
 from fastinv.io import check_memory
 
 __all__ = [
+    "BASIS_CHUNK_BYTES",
     "DENSE_MAX_BYTES",
+    "DenseBasis",
     "DenseMap",
     "DiagonalMap",
     "FuncMap",
@@ -53,6 +61,7 @@ __all__ = [
     "PeriodicConvolution",
     "ReflectiveConvolution",
     "SparseMap",
+    "SpectralBasis",
     "ZeroConvolution",
     "check_dense_size",
 ]
@@ -134,6 +143,11 @@ class LinearMap:
             order = order[:k]
         U, V = self.vectors(order)
         return U, sig[order], np.ascontiguousarray(V.T)
+
+    def spectral_basis(self) -> SpectralBasis | None:
+        """The :class:`SpectralBasis` of ``exact_topk(None)`` without forming U or V (None
+        for a map without an exact SVD)."""
+        return None
 
 
 # --------------------------------------------------------------------------------------
@@ -282,6 +296,9 @@ class PeriodicConvolution(LinearMap):
         U = np.where(sine, np.sin(theta), np.cos(theta)) * w
         return U, V
 
+    def spectral_basis(self) -> SpectralBasis:
+        return _FFTBasis(self)
+
 
 class ReflectiveConvolution(LinearMap):
     """Convolution with reflective boundaries and a doubly symmetric PSF, diagonalised by the
@@ -344,6 +361,9 @@ class ReflectiveConvolution(LinearMap):
         V = dct_rows(k1, r, H) * dct_rows(k2, c, W)
         sign = np.where(self.lam.ravel()[items] < 0, -1.0, 1.0)
         return V * sign, V
+
+    def spectral_basis(self) -> SpectralBasis:
+        return _DCTBasis(self)
 
 
 class ZeroConvolution(LinearMap):
@@ -432,6 +452,9 @@ class KroneckerMap(LinearMap):
         V = (Vrt[ir].T[:, None, :] * Vct[ic].T[None, :, :]).reshape(n, -1)
         return U, V
 
+    def spectral_basis(self) -> SpectralBasis:
+        return _KroneckerBasis(self)
+
 
 class DiagonalMap(LinearMap):
     """``A = diag(d)``: singular values ``|d|``, left vectors ``sign(d_i) e_i``, right ``e_i``."""
@@ -462,3 +485,255 @@ class DiagonalMap(LinearMap):
         V[items, np.arange(len(items))] = 1.0
         sign = np.where(self.d[items] < 0, -1.0, 1.0)
         return V * sign, V
+
+    def spectral_basis(self) -> SpectralBasis:
+        return _DiagonalBasis(self)
+
+
+# --------------------------------------------------------------------------------------
+# coefficients in the singular bases, without forming U or V
+# --------------------------------------------------------------------------------------
+
+#: the complex / float64 temporaries of one chunk of rows stay below about this many bytes
+BASIS_CHUNK_BYTES = 8 * 2**20
+
+
+class SpectralBasis:
+    """Coefficients of row batches in A's singular bases ``A = U diag(sigma) Vt``, never forming
+    U or V.
+
+    ``U, sigma, Vt`` are exactly those of ``exact_topk(None)`` of the map (the same order, signs
+    and phases), or those given to :class:`DenseBasis`. Every method takes a (b, ·) or a 1-D
+    real array and returns float64 with the same number of dimensions, working in chunks of
+    rows so that temporaries stay near :data:`BASIS_CHUNK_BYTES`.
+
+    :meth:`left` and :meth:`right` take ``k`` to return only the first k coefficients (the
+    k largest σ; cheaper than slicing); :meth:`synth_right` and :meth:`synth_left` accept
+    k ≤ r columns, the coefficients of the first k vectors (the rest taken as zero).
+
+    Attributes
+    ----------
+    sigma : ndarray (r,)
+        All ``r = min(m, n)`` singular values, descending.
+    shape : tuple (m, n)
+    """
+
+    def __init__(self, sigma: np.ndarray, shape) -> None:
+        self.sigma = np.asarray(sigma, dtype=np.float64)
+        self.shape = (int(shape[0]), int(shape[1]))
+
+    @property
+    def r(self) -> int:
+        """The number of singular triplets, ``min(m, n)``."""
+        return int(self.sigma.size)
+
+    def left(self, Y, k: int | None = None) -> np.ndarray:
+        """``Y @ U[:, :k]`` (b, k) for Y (b, m); k defaults to r."""
+        k = self._k(k)
+        return self._rows(Y, self.shape[0], k, lambda C: self._coef(C, k, True), "left input")
+
+    def right(self, X, k: int | None = None) -> np.ndarray:
+        """``X @ V[:, :k]`` (b, k) for X (b, n), ``V = Vt.T``; k defaults to r."""
+        k = self._k(k)
+        return self._rows(X, self.shape[1], k, lambda C: self._coef(C, k, False), "right input")
+
+    def synth_right(self, W) -> np.ndarray:
+        """``W @ Vt[:k]`` (b, n) for W (b, k ≤ r): the inverse of :meth:`right` when r = n."""
+        return self._synth_rows(W, self.shape[1], False, "synth_right input")
+
+    def synth_left(self, Z) -> np.ndarray:
+        """``Z @ U[:, :k].T`` (b, m) for Z (b, k ≤ r): the inverse of :meth:`left` when r = m."""
+        return self._synth_rows(Z, self.shape[0], True, "synth_left input")
+
+    # one chunk of rows, float64 (b, width), in the subclasses ------------------------
+    def _coef(self, X, k: int, left: bool):  # pragma: no cover - abstract
+        """The first k coefficients of the rows of X in U (left) or V."""
+        raise NotImplementedError
+
+    def _synth(self, W, left: bool):  # pragma: no cover - abstract
+        """``W @ U[:, :k].T`` (left) or ``W @ Vt[:k]``, k = W.shape[1]."""
+        raise NotImplementedError
+
+    # checks and chunks ------------------------------------------------------------------
+    def _k(self, k) -> int:
+        return self.r if k is None else check_int(k, "k", lo=1, hi=self.r)
+
+    def _synth_rows(self, W, width_out: int, left: bool, what: str) -> np.ndarray:
+        arr = np.asarray(W)
+        k = arr.shape[-1] if arr.ndim in (1, 2) else -1
+        if not 1 <= k <= self.r:
+            raise fail(what, f"of shape (k,) or (batch, k) with 1 <= k <= {self.r}", arr.shape)
+        return self._rows(arr, k, width_out, lambda C: self._synth(C, left), what)
+
+    def _rows(self, X, width: int, width_out: int, f, what: str) -> np.ndarray:
+        arr = np.asarray(X)
+        if arr.ndim not in (1, 2) or arr.shape[-1] != width:
+            raise fail(what, f"of shape ({width},) or (batch, {width})", arr.shape)
+        if arr.dtype.kind not in "biuf":
+            raise fail(what, "a real array", arr.dtype)
+        rows = np.asarray(arr.reshape(-1, width), dtype=np.float64)
+        out = np.empty((rows.shape[0], width_out))
+        step = max(1, int(BASIS_CHUNK_BYTES // (16 * max(self.shape))))
+        for lo in range(0, rows.shape[0], step):
+            out[lo : lo + step] = f(rows[lo : lo + step])
+        return out[0] if arr.ndim == 1 else out
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(shape={self.shape}, r={self.r})"
+
+
+class DenseBasis(SpectralBasis):
+    """The generic basis from explicit ``U`` (m, ≥ r), ``s`` (r,), ``Vt`` (≥ r, n): plain
+    matrix products with the first r = len(s) columns of U and rows of Vt."""
+
+    def __init__(self, U: np.ndarray, s: np.ndarray, Vt: np.ndarray) -> None:
+        s = np.asarray(s, dtype=np.float64)
+        r = s.size
+        U = np.asarray(U, dtype=np.float64)
+        Vt = np.asarray(Vt, dtype=np.float64)
+        if s.ndim != 1 or U.ndim != 2 or Vt.ndim != 2 or U.shape[1] < r or Vt.shape[0] < r:
+            raise fail("DenseBasis(U, s, Vt)", f"U (m, >= {r}), s ({r},) and Vt (>= {r}, n)",
+                       (U.shape, s.shape, Vt.shape))  # fmt: skip
+        super().__init__(s, (U.shape[0], Vt.shape[1]))
+        self.U = np.ascontiguousarray(U[:, :r])
+        self.Vt = np.ascontiguousarray(Vt[:r])
+
+    def _coef(self, X, k, left):
+        return X @ self.U[:, :k] if left else X @ self.Vt[:k].T
+
+    def _synth(self, W, left):
+        k = W.shape[1]
+        return W @ self.U[:, :k].T if left else W @ self.Vt[:k]
+
+
+class _ScatterBasis(SpectralBasis):
+    """A basis whose coefficients are ``T(x)[order] * sign`` for an orthogonal transform T of
+    the flattened H × W image (``sign`` is ±1 per vector, for U and for V); the syntheses
+    scatter back into an image of coefficients and apply ``T⁻¹ = Tᵀ``."""
+
+    def __init__(self, lm: LinearMap, grid) -> None:
+        sig = lm.sigma_items()
+        self.order = np.argsort(-sig, kind="stable")
+        super().__init__(sig[self.order], lm.shape)
+        self.grid = tuple(int(g) for g in grid)
+        self.sign = {True: np.ones(self.r), False: np.ones(self.r)}
+
+    def _fwd(self, X, left: bool):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _inv(self, Z, left: bool):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _coef(self, X, k, left):
+        T = self._fwd(_image_rows(X, self.grid), left).reshape(X.shape[0], -1)
+        return T[:, self.order[:k]] * self.sign[left][:k]
+
+    def _synth(self, W, left):
+        k = W.shape[1]
+        Z = np.zeros((W.shape[0], self.r))
+        Z[:, self.order[:k]] = W * self.sign[left][:k]
+        return self._inv(_image_rows(Z, self.grid), left).reshape(W.shape[0], -1)
+
+
+class _DCTBasis(_ScatterBasis):
+    """:class:`ReflectiveConvolution`: V = the orthonormal 2-D DCT-II modes, U = V sign(λ)."""
+
+    def __init__(self, lm: ReflectiveConvolution) -> None:
+        super().__init__(lm, lm.grid)
+        self.sign[True] = np.where(lm.lam.ravel()[self.order] < 0, -1.0, 1.0)
+
+    def _fwd(self, X, left):
+        import scipy.fft
+
+        return scipy.fft.dctn(X, type=2, norm="ortho", axes=(1, 2))
+
+    def _inv(self, Z, left):
+        import scipy.fft
+
+        return scipy.fft.idctn(Z, type=2, norm="ortho", axes=(1, 2))
+
+
+class _DiagonalBasis(_ScatterBasis):
+    """:class:`DiagonalMap`: V = unit vectors, U = V sign(d)."""
+
+    def __init__(self, lm: DiagonalMap) -> None:
+        super().__init__(lm, (1, lm.shape[0]))
+        self.sign[True] = np.where(lm.d[self.order] < 0, -1.0, 1.0)
+
+    def _fwd(self, X, left):
+        return X
+
+    def _inv(self, Z, left):
+        return Z
+
+
+class _KroneckerBasis(_ScatterBasis):
+    """:class:`KroneckerMap`: item ``ir W + ic`` has ``U = Ur[:, ir] ⊗ Uc[:, ic]`` and ``V =
+    Vr[:, ir] ⊗ Vc[:, ic]``, so the coefficients of an image X are ``Urᵀ X Uc`` (and
+    ``Vrt X Vctᵀ``)."""
+
+    def __init__(self, lm: KroneckerMap) -> None:
+        super().__init__(lm, lm.grid)
+        (Ur, _, Vrt), (Uc, _, Vct) = lm._factor_svds()
+        self.factors = {True: (Ur, Uc), False: (Vrt.T, Vct.T)}
+
+    def _fwd(self, X, left):
+        Fr, Fc = self.factors[left]
+        return Fr.T @ X @ Fc
+
+    def _inv(self, Z, left):
+        Fr, Fc = self.factors[left]
+        return Fr @ Z @ Fc.T
+
+
+class _FFTBasis(SpectralBasis):
+    """:class:`PeriodicConvolution` through ``rfft2``.
+
+    Item j (in descending order) is the mode of frequency k with weight ``w`` (``√(2/n)`` for a
+    conjugate pair, ``1/√n`` for a self-conjugate k) and phase ``φ = arg λ_k`` (0 for V): the
+    cosine ``w cos(θ_k + φ)`` or the sine ``w sin(θ_k + φ)``. With ``F_k = Σ x e^{-iθ_k}`` its
+    coefficient is ``w Re(e^{-iφ} F_k)`` (cosine) or ``-w Im(e^{-iφ} F_k)`` (sine); F_k is read
+    from the half spectrum of rfft2 at k, or conjugated at -k when k lies in the other half. So
+    every coefficient is ``Re(d_j R[p_j])`` with R the rfft2 of the row, p_j a position of the
+    half spectrum and d_j a complex factor; the syntheses scatter ``conj(Σ W_j d_j)`` back and
+    take the Hermitian part before irfft2.
+    """
+
+    def __init__(self, lm: PeriodicConvolution) -> None:
+        sig = lm.sigma_items()
+        order = np.argsort(-sig, kind="stable")
+        super().__init__(sig[order], lm.shape)
+        self.grid = H, W = lm.grid
+        idx, kind = (a[order] for a in lm._modes())
+        k1, k2 = idx // W, idx % W
+        Wh = W // 2 + 1
+        other = k2 >= Wh  # read the half spectrum at -k, conjugated
+        self.pos = np.where(other, ((-k1) % H) * Wh + (W - k2) % W, k1 * Wh + k2)
+        n = self.shape[0]
+        w = np.where(kind == 2, 1 / math.sqrt(n), math.sqrt(2 / n))
+        rot = np.where(kind == 1, 1j, 1.0)  # Re(i z) = -Im z
+        phi = np.angle(lm.lam.ravel()[idx])
+        self.d = {}
+        for left, ph in ((True, phi), (False, np.zeros_like(phi))):
+            e = np.exp(-1j * ph)
+            self.d[left] = np.where(other, np.conj(rot * e), rot * e) * w
+        self.dh = {left: np.conj(d) / 2 for left, d in self.d.items()}  # for the syntheses
+        self.sine = kind == 1  # cosines and sines each hit a half-spectrum position once
+        self._edge_cols = [0] + ([W // 2] if W % 2 == 0 and W > 1 else [])
+
+    def _coef(self, X, k, left):
+        R = np.fft.rfft2(_image_rows(X, self.grid)).reshape(X.shape[0], -1)
+        return (R[:, self.pos[:k]] * self.d[left][:k]).real
+
+    def _synth(self, Wc, left):
+        H, W = self.grid
+        b, k = Wc.shape
+        T = np.zeros((b, H * (W // 2 + 1)), dtype=complex)  # S / 2, S = conj(Σ W_j d_j)
+        pos, dh, sine = self.pos[:k], self.dh[left][:k], self.sine[:k]
+        for g in (np.flatnonzero(~sine), np.flatnonzero(sine)):  # positions unique in a group
+            T[:, pos[g]] += Wc[:, g] * dh[g]
+        T = T.reshape(b, H, W // 2 + 1)  # the Hermitian part of S on the half spectrum: S / 2
+        neg = (-np.arange(H)) % H  # except in the columns holding both k and -k
+        for col in self._edge_cols:
+            T[:, :, col] = T[:, :, col] + np.conj(T[:, neg, col])
+        return (np.fft.irfft2(T, s=self.grid) * (H * W)).reshape(b, -1)

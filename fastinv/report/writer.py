@@ -166,9 +166,11 @@ def render_markdown(metrics: dict, verdict: list[str], plots: dict[str, Path], t
     sections = (
         _header(metrics, title),
         ["## Verdict", ""] + [f"- {v}" for v in verdict] + [""],
+        _audit_path_section(metrics.get("audit") or {}),
         _errors_section(metrics),
+        _full_errors_section(metrics),
         _images_section(plots),
-        _surrogate_section(metrics.get("surrogate", {})),
+        _surrogate_section(metrics.get("surrogate", {}), _topk(metrics)),
         _filters_section(metrics.get("filters", {})),
         angles_section(metrics.get("comparison") or {}),
         _jacobians_section(metrics),
@@ -190,24 +192,78 @@ def _header(metrics: dict, title: str) -> list[str]:
     return lines
 
 
-def _errors_section(metrics: dict) -> list[str]:
-    err = metrics.get("errors") or {}
-    if not err:
+def _topk(metrics: dict) -> int | None:
+    a = metrics.get("audit") or {}
+    return a.get("k") if a.get("path") == "top-k" else None
+
+
+def _audit_path_section(audit: dict) -> list[str]:
+    """Which audit ran (dense or top-k) and why; for top-k, what G estimates."""
+    if not audit:
         return []
-    refs = metrics.get("references", {})
+    if audit.get("path") == "top-k":
+        lines = [
+            f"Top-k audit on A's k = {audit.get('k')} leading singular directions, "
+            f"because {audit.get('why')}; A's directions by {audit.get('basis')}. "
+            f"{audit.get('what', '')}.",
+        ]
+    else:
+        lines = [f"Dense audit (C as an n x n matrix): {audit.get('why')}."]
+    return ["## Audit path", "", *lines, ""]
+
+
+def _error_rows(err: dict, refs: dict) -> list[tuple]:
     rows = []
     for k, v in sorted(err.items(), key=lambda kv: (kv[1] is None, kv[1])):
         info = refs.get(k, {})
         param = ", ".join(f"{a}={_g(b, 3)}" for a, b in info.items() if isinstance(b, (int, float)))
         rows.append((LABELS.get(k, k), _g(v), param))
+    return rows
+
+
+def _errors_section(metrics: dict) -> list[str]:
+    err = metrics.get("errors") or {}
+    if not err:
+        return []
+    k = _topk(metrics)
+    title = (
+        "Relative test error ‖X̂ − X‖_F / ‖X‖_F (same test set)"
+        if k is None
+        else f"Relative test error on A's {k} leading directions ‖V_kᵀ(X̂ − X)‖_F / ‖V_kᵀX‖_F"
+    )
+    rows = _error_rows(err, metrics.get("references", {}))
+    return _table_section(title, rows, ("estimator", "test error", "parameters"))
+
+
+def _full_errors_section(metrics: dict) -> list[str]:
+    """For the top-k audit: the errors over all of x (C has none: it lives on k directions)."""
+    full = metrics.get("errors_full") or {}
+    if _topk(metrics) is None or not full:
+        return []
+    rows = _error_rows(full, metrics.get("references", {}))
     return _table_section(
-        "Relative test error ‖X̂ − X‖_F / ‖X‖_F (same test set)",
+        "Relative test error over all of x, ‖X̂ − X‖_F / ‖X‖_F",
         rows,
         ("estimator", "test error", "parameters"),
     )
 
 
-def _surrogate_section(sur: dict) -> list[str]:
+def _stderr(sur: dict) -> str:
+    return f"{_g(sur.get('phi_stderr_median'))} / {_g(sur.get('phi_stderr_max'))}"
+
+
+def _surrogate_section(sur: dict, k: int | None = None) -> list[str]:
+    if k is not None:
+        rows = [
+            ("R² (held-out probes)", _g(sur.get("r2_heldout"))),
+            ("R² on the test set (G z + c vs the network's V_kᵀx̂)", _g(sur.get("r2_test"))),
+            ("rank / fitted rows", f"{sur.get('rank')} / {sur.get('n_samples')}"),
+            ("standard error of φ_C, median / max", _stderr(sur)),
+            ("off-diagonal share of G S_k", _g(sur.get("offdiag_share"))),
+        ]
+        return _table_section(
+            f"The affine surrogate on A's {k} leading directions (G)", rows, ("quantity", "value")
+        )
     rows = [
         ("R² (held-out probes)", _g(sur.get("r2_heldout"))),
         ("R² on the test set (C vs network)", _g(sur.get("r2_test"))),

@@ -11,10 +11,17 @@ import numpy as np
 
 from fastinv._progress import Reporter
 from fastinv._validation import check_2d, check_choice, check_finite, check_float, check_int
+from fastinv.auditing.core import network_error
 from fastinv.errors import FastinvError
 from fastinv.io import closes_out_folders
-from fastinv.workflows.memory import check_analyze_memory
-from fastinv.workflows.run import TEST_SEED_OFFSET, prepare_out, timings_block
+from fastinv.workflows.memory import check_analyze_memory, default_probe_sizes
+from fastinv.workflows.run import (
+    TEST_SEED_OFFSET,
+    check_audit_rank,
+    needs_full_svd,
+    prepare_out,
+    timings_block,
+)
 
 __all__ = [
     "DEFAULT_NOISE",
@@ -26,6 +33,7 @@ __all__ = [
 ]
 
 #: the generated probes' prior and noise level when none is given
+#: the prior of generated probes for a 1-D operator ("grf" for an operator on images)
 DEFAULT_PRIOR = "smooth"
 DEFAULT_NOISE = 0.01
 #: settings that only describe generated probes (not used with the user's own)
@@ -54,6 +62,7 @@ class AnalyzeConfig:
     n_jacobian: int
     device: str
     seed: int
+    audit_rank: int | None = None
 
     @classmethod
     def from_arguments(cls, args: dict) -> AnalyzeConfig:
@@ -150,6 +159,7 @@ def analyze_model(
     n_jacobian: int = 16,
     device: str = "cpu",
     seed: int = 0,
+    audit_rank: int | None = None,
     out=None,
     force: bool = False,
     progress: bool = False,
@@ -177,6 +187,7 @@ def analyze_model(
         test_probes_path=cfg.test_probes_path,
         samples=cfg.samples,
         n_jacobian=cfg.n_jacobian,
+        rank=cfg.audit_rank,
     )
     rep = Reporter(progress, prefix="fastinv")
     out = prepare_out(out, force=force, command="analyze")
@@ -191,7 +202,7 @@ def analyze_model(
     metrics = {
         "operator": op.to_dict(),
         "data": {"summary": data.summary},
-        "model": {**loaded.to_dict(), "test_rel_error": res.metrics["errors"].get("network")},
+        "model": {**loaded.to_dict(), "test_rel_error": network_error(res.metrics)},
         **res.metrics,
         "verdict": res.verdict,
     }
@@ -210,6 +221,8 @@ def _check_arguments(cfg: AnalyzeConfig) -> None:
     if cfg.samples is not None:
         cfg.samples = check_int(cfg.samples, "samples", lo=2)
     cfg.n_jacobian = check_int(cfg.n_jacobian, "n_jacobian (--jacobian-probes)", lo=0)
+    if cfg.audit_rank is not None:
+        cfg.audit_rank = check_audit_rank(cfg.audit_rank, cfg.n)
     if cfg.noise is not None:
         cfg.noise = check_float(cfg.noise, "noise", lo=0)
     if cfg.noise_type is not None:
@@ -220,7 +233,6 @@ def _check_arguments(cfg: AnalyzeConfig) -> None:
     if cfg.user:
         _settle_user_noise(cfg)
     else:
-        cfg.prior = cfg.prior or DEFAULT_PRIOR
         cfg.noise = DEFAULT_NOISE if cfg.noise is None else cfg.noise
         cfg.noise_type = cfg.noise_type or "relative"
 
@@ -270,7 +282,8 @@ def _load_operator(cfg: AnalyzeConfig):
     from fastinv.problem.operators import make_operator
 
     op = make_operator(cfg.operator, cfg.n)
-    _ = op.svd
+    if needs_full_svd(op, cfg.audit_rank):
+        _ = op.svd
     return op
 
 
@@ -346,15 +359,17 @@ def _generated_probes(cfg: AnalyzeConfig, op) -> ProbeData:
     from fastinv.problem.data import generate
     from fastinv.problem.priors import make_prior
 
+    cfg.prior = cfg.prior or ("grf" if op.image_shape is not None else DEFAULT_PRIOR)
+    if cfg.prior in ("grf", "shapes") and op.image_shape is not None:
+        cfg.prior_params = {"image_shape": op.image_shape, **(cfg.prior_params or {})}
     pr = make_prior(cfg.prior, op.n, **(cfg.prior_params or {}))
     gen = dict(
         prior=cfg.prior, prior_params=cfg.prior_params, noise=cfg.noise, noise_type=cfg.noise_type
     )
-    m = cfg.samples or max(2000, 4 * op.n)
+    default_probes, n_test = default_probe_sizes(op.n, rank=cfg.audit_rank)
+    m = cfg.samples or default_probes
     X_probe, Y_probe = generate(op, n_samples=m, seed=cfg.seed, **gen)
-    X_test, Y_test = generate(
-        op, n_samples=max(1000, 2 * op.n), seed=cfg.seed + TEST_SEED_OFFSET, **gen
-    )
+    X_test, Y_test = generate(op, n_samples=n_test, seed=cfg.seed + TEST_SEED_OFFSET, **gen)
     summary = (
         f"Probes generated: prior {cfg.prior}, {cfg.noise_type} noise {cfg.noise:g}, "
         f"{m} probes, {X_test.shape[0]} test pairs."
@@ -391,6 +406,7 @@ def _audit(cfg: AnalyzeConfig, loaded, op, data: ProbeData, rep: Reporter):
         noise=data.noise,
         train_X=data.X_probe if data.user else None,
         n_jacobian=cfg.n_jacobian if loaded.module is not None else 0,
+        rank=cfg.audit_rank,
         seed=cfg.seed,
         log=rep,
     )

@@ -14,6 +14,17 @@ largest sizes, and writes three files and a manifest into a folder published who
 ``scaling.json``
     the raw times of every repeat, the fits, the configuration and the machine.
 
+Peak memory is measured in the same (timed) call and reported next to the times, with its own
+fitted exponent: ``traced`` is the peak of tracemalloc over the call -- the NumPy (and Python)
+memory allocated during the call above what was allocated before it, so inputs prepared
+beforehand do not count; torch's CPU allocator is not traced -- and ``rss`` is the process's
+peak resident set during the call (Linux: VmHWM after resetting it through
+``/proc/self/clear_refs``; elsewhere ``ru_maxrss``, the peak since the process started). RSS
+includes the interpreter and the stage's prepared inputs; the exponents are fitted to
+``traced``. tracemalloc's hooks cost little next to the large NumPy allocations of the sizes
+that matter, but they slow Python-bound calls at tiny n (rsvd at n = 16: ~10 µs per
+allocation), where fixed costs dominate the times anyway.
+
 Stages (``N = samples_per_n · n`` rows of data, 4n by default, so N grows with n):
 
 ``generate``
@@ -35,6 +46,27 @@ Stages (``N = samples_per_n · n`` rows of data, 4n by default, so N grows with 
     :func:`fastinv.audit` of a linear NumPy model (the least-squares inverse fitted from the
     data) with N probes and min(N, 1000) test pairs: full SVD of A, the reference inverses,
     the spectral comparisons. O(n³). CPU only; not in the default stages (it dominates).
+
+The large-n stages (``IMAGE_STAGES``; not in the default stages) work on H x H images, n = H²
+(a non-square n is refused), with the periodic Gaussian blur ``blur2d`` (σ = 2 pixels,
+matrix-free through FFTs: no n x n matrix exists at any point), the ``grf`` prior, 1 % relative
+noise, k = ``rank`` (256, capped at n) and a fixed N_k = :func:`fastinv.workflows.memory.
+topk_probes` (k) pairs (2561 for k = 256) whatever n is, so memory grows as O(N_k n) = O(n).
+CPU only (they run on the CPU under ``device="cuda"``):
+
+``blur_generate``
+    :func:`fastinv.generate` of N_k pairs through the FFT operator. O(N_k n log n).
+``blur_topk``
+    ``op.svd_topk(k)``: A's k leading singular triplets, exact from the FFT spectrum, with
+    U_k and V_k as (n, k) arrays. O(n log n + k n log n) = O(n log n) for fixed k.
+``topk_audit``
+    :func:`fastinv.audit` with ``rank=k`` of a fixed linear spectral filter (Tikhonov,
+    λ = 10⁻³, applied through ``op.spectral_basis``: :func:`tikhonov_filter_model`) on the
+    N_k pairs as probes and 500 test pairs, ``n_jacobian=0``. O(N_k n log n).
+``topk_audit_cnn``
+    the same audit of an untrained ``make_model("cnn", image_shape=(H, H), width=8,
+    depth=2)`` with ``n_jacobian=2`` (k Jacobian-vector products per probe). O(N_k n) for the
+    network's convolutions plus O(k n) for the JVPs, O(N_k n log n) for the projections.
 """
 
 from __future__ import annotations
@@ -43,7 +75,9 @@ import datetime as _dt
 import math
 import os
 import platform
+import resource
 import statistics
+import tracemalloc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,29 +88,63 @@ from fastinv._device import cuda_available
 from fastinv._progress import Stopwatch
 from fastinv._validation import check_choice, check_int, check_seed
 from fastinv.errors import FastinvError
-from fastinv.io import OutFolder
-from fastinv.workflows.memory import check_bench_memory
+from fastinv.io import OutFolder, check_memory
+from fastinv.workflows.memory import BASE_BYTES, check_bench_memory, topk_probes
 
 __all__ = [
     "DEFAULT_NS",
     "DEFAULT_STAGES",
     "EXPECTED_EXPONENT",
+    "EXPECTED_MEMORY_EXPONENT",
+    "IMAGE_STAGES",
     "STAGES",
     "ScalingResult",
     "fit_exponent",
+    "image_bench_bytes",
     "machine_info",
     "machine_summary",
     "rsvd_module",
     "scaling",
+    "tikhonov_filter_model",
 ]
 
-STAGES = ("generate", "fit_linear", "rsvd", "svd_full", "audit")
+#: the large-n stages on H x H images (n = H², matrix-free blur)
+IMAGE_STAGES = ("blur_generate", "blur_topk", "topk_audit", "topk_audit_cnn")
+STAGES = ("generate", "fit_linear", "rsvd", "svd_full", "audit", *IMAGE_STAGES)
 DEFAULT_STAGES = ("generate", "fit_linear", "rsvd", "svd_full")
 DEFAULT_NS = (256, 512, 1024, 2048, 4096)
-#: growth exponents expected from the operation counts (N ∝ n, fixed rsvd rank)
-EXPECTED_EXPONENT = {"generate": 2.0, "fit_linear": 3.0, "rsvd": 2.0, "svd_full": 3.0, "audit": 3.0}
+#: growth exponents expected from the operation counts (N ∝ n, fixed rsvd rank; N_k and k fixed
+#: in the large-n stages, whose n log n reads as p ≈ 1.1 over n = 4096 … 65536)
+EXPECTED_EXPONENT = {
+    "generate": 2.0,
+    "fit_linear": 3.0,
+    "rsvd": 2.0,
+    "svd_full": 3.0,
+    "audit": 3.0,
+    "blur_generate": 1.1,
+    "blur_topk": 1.1,
+    "topk_audit": 1.1,
+    "topk_audit_cnn": 1.0,
+}
+#: growth exponents of the traced peak memory: the N x n data and n x n matrices of the dense
+#: stages, rsvd's n x k blocks (A exists before the call), O(n) arrays in the large-n stages
+EXPECTED_MEMORY_EXPONENT = {
+    "generate": 2.0,
+    "fit_linear": 2.0,
+    "rsvd": 1.0,
+    "svd_full": 2.0,
+    "audit": 2.0,
+    "blur_generate": 1.0,
+    "blur_topk": 1.0,
+    "topk_audit": 1.0,
+    "topk_audit_cnn": 1.0,
+}
 #: stages that have no CUDA path and run on the CPU under device="cuda"
-_CPU_ONLY = ("generate", "audit")
+_CPU_ONLY = ("generate", "audit", *IMAGE_STAGES)
+#: the large-n stages' blur width (pixels), Tikhonov λ of the filter model, test pairs
+BLUR_SIGMA = 2.0
+FILTER_LAMBDA = 1e-3
+IMAGE_TEST_PAIRS = 500
 
 
 # ------------------------------------------------------------------------------------------
@@ -265,6 +333,14 @@ class ScalingResult:
         Paths of the written files (empty without ``out``).
     wall_s : float
         Total wall-clock time of the run, warm-ups and data generation included.
+    traced : dict of str to list of list of int
+        ``traced[stage][i]``: tracemalloc's peak (bytes allocated during the call above what
+        was allocated before it) of each repeat at ``ns[i]``.
+    rss : dict of str to list of list of int
+        ``rss[stage][i]``: the process's peak resident set (bytes) during each repeat
+        (``config["rss"]`` says how it was read).
+    memory_exponents : dict of str to dict or None
+        :func:`fit_exponent` of the largest ``traced`` peak of each stage over n.
     """
 
     ns: list[int]
@@ -279,6 +355,14 @@ class ScalingResult:
     machine: dict[str, Any]
     files: dict[str, str] = field(default_factory=dict)
     wall_s: float = 0.0
+    traced: dict[str, list[list[int]]] = field(default_factory=dict)
+    rss: dict[str, list[list[int]]] = field(default_factory=dict)
+    memory_exponents: dict[str, dict | None] = field(default_factory=dict)
+
+    def peak(self, which: str, stage: str) -> list[int | None]:
+        """The largest ``traced`` or ``rss`` peak over the repeats of ``stage`` at each n."""
+        rows = getattr(self, which).get(stage, [])
+        return [max(r) if r else None for r in rows]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable values (all times included)."""
@@ -296,6 +380,12 @@ class ScalingResult:
             "machine": self.machine,
             "files": dict(self.files),
             "wall_s": self.wall_s,
+            "traced_bytes": {k: [list(r) for r in v] for k, v in self.traced.items()},
+            "rss_bytes": {k: [list(r) for r in v] for k, v in self.rss.items()},
+            "peak_traced_bytes": {s: self.peak("traced", s) for s in self.traced},
+            "peak_rss_bytes": {s: self.peak("rss", s) for s in self.rss},
+            "memory_exponents": self.memory_exponents,
+            "expected_memory_exponents": {s: EXPECTED_MEMORY_EXPONENT[s] for s in self.stages},
         }
 
     def to_markdown(self) -> str:
@@ -308,7 +398,7 @@ class ScalingResult:
             "| " + " | ".join(head) + " |",
             "|" + "|".join("---:" for _ in head) + "|",
         ]
-        for i, (n, N) in enumerate(zip(self.ns, self.samples, strict=True)):
+        for i, (n, N) in enumerate(zip(self.ns, self._rows_column(), strict=True)):
             cells = [str(n), str(N)]
             for s in self.stages:
                 t = self.medians[s][i]
@@ -326,23 +416,89 @@ class ScalingResult:
             lines.append("| " + " | ".join(r) + " |")
         return "\n".join(lines) + "\n"
 
+    def _rows_column(self) -> list[int]:
+        """The N column: samples_per_n · n, or N_k when only large-n stages ran."""
+        if any(s not in IMAGE_STAGES for s in self.stages):
+            return list(self.samples)
+        return [topk_probes(min(self.config["rank"], n)) for n in self.ns]
+
+    def memory_markdown(self) -> str:
+        """The peak-memory table: traced / RSS peak in MiB per stage and n, and the exponent
+        fitted to the traced peaks."""
+        if not self.traced:
+            return ""
+        head = ["n"] + [f"{s} traced / rss (MiB)" for s in self.stages]
+        lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---:" for _ in head) + "|"]
+        peaks = {s: (self.peak("traced", s), self.peak("rss", s)) for s in self.stages}
+        for i, n in enumerate(self.ns):
+            cells = [str(n)] + [f"{_fmt_mib(t[i])} / {_fmt_mib(r[i])}" for t, r in peaks.values()]
+            lines.append("| " + " | ".join(cells) + " |")
+        row_p, row_e = ["**p** fitted (traced)"], ["p expected"]
+        for s in self.stages:
+            fit = self.memory_exponents.get(s)
+            row_p.append("—" if fit is None else f"**{fit['p']:.2f}**")
+            row_e.append(f"{EXPECTED_MEMORY_EXPONENT[s]:g}")
+        for r in (row_p, row_e):
+            lines.append("| " + " | ".join(r) + " |")
+        return "\n".join(lines) + "\n"
+
     def report(self) -> str:
         """The whole of ``bench.md``."""
         c = self.config
         return (
             "# fastinv scaling benchmark\n\n"
             f"Median wall-clock seconds of {c['repeats']} runs after one warm-up per stage; "
-            f"device `{self.device}`; N = {c['samples_per_n']}·n rows of data; rsvd rank "
-            f"k = {c['k']} (capped at n/4), n_iter = {c['n_iter']}; the exponent p of "
+            f"device `{self.device}`; "
+            + (
+                f"N = {c['samples_per_n']}·n rows of data; rsvd rank k = {c['k']} (capped at "
+                f"n/4), n_iter = {c['n_iter']}; "
+                if any(s not in IMAGE_STAGES for s in self.stages)
+                else ""
+            )
+            + "the exponent p of "
             f"t ≈ c·n^p is the least-squares slope on log-log axes over the "
             f"{c['fit_points']} largest n.\n\n"
             + self.to_markdown()
+            + self._image_note()
+            + self._memory_section()
             + "\nAt small n fixed costs (Python, thread start-up, cache-resident data) dominate, "
             "so the fitted p approaches the expected one only over the largest sizes: fit over "
             "n ≥ 1024 (`--max-n 4096`) for the asymptotic exponents.\n"
             + f"\nMachine: {machine_summary(self.machine)}\n\n"
             f"Total wall time of the run (warm-ups and data included): {self.wall_s:.1f} s.\n"
         )
+
+    def _image_note(self) -> str:
+        if not any(s in IMAGE_STAGES for s in self.stages):
+            return ""
+        c = self.config
+        return (
+            f"\nLarge-n stages ({', '.join(s for s in self.stages if s in IMAGE_STAGES)}): "
+            f"H x H images (n = H²), periodic blur2d σ = {BLUR_SIGMA:g} px through FFTs, grf "
+            f"prior, 1 % noise, k = {c['rank']} (capped at n), N_k = {c['image_probes']} "
+            f"pairs at the largest n (topk_probes(k): fixed once k is), {IMAGE_TEST_PAIRS} "
+            "test pairs; CPU only.\n"
+        )
+
+    def _memory_section(self) -> str:
+        table = self.memory_markdown()
+        if not table:
+            return ""
+        return (
+            "\n## Peak memory\n\nMeasured in the timed calls, largest over the repeats. "
+            "*traced*: tracemalloc's peak during the call, above what was allocated before it "
+            "(NumPy and Python allocations; torch's CPU tensors are not traced). *rss*: the "
+            f"process's peak resident set during the call ({self.config.get('rss')}), "
+            "interpreter and prepared inputs included. The exponent is fitted to the traced "
+            "peaks over the same sizes as the times.\n\n" + table
+        )
+
+
+def _fmt_mib(b: int | None) -> str:
+    if b is None:
+        return "—"
+    mib = b / 2**20
+    return f"{mib:.0f}" if mib >= 10 else f"{mib:.2f}"
 
 
 def _fmt_s(t: float) -> str:
@@ -372,27 +528,207 @@ class _Timer:
             self._sync = None
 
     def __call__(self, fn: Callable[[], Any]) -> float:
+        return self.measure(fn)[0]
+
+    def measure(self, fn: Callable[[], Any]) -> tuple[float, int, int]:
+        """(seconds, traced peak bytes, peak RSS bytes) of one call of ``fn``."""
         if self._sync is not None:
             self._sync()
+        probe = _MemoryProbe()
         clock = Stopwatch()
         fn()
         if self._sync is not None:
             self._sync()
-        return clock.seconds
+        seconds = clock.seconds
+        traced, rss = probe.stop()
+        return seconds, traced, rss
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the process's VmHWM to its current RSS (Linux ≥ 4.0); False where impossible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss(hwm: bool) -> int:
+    """VmHWM (bytes) when it was reset, else ru_maxrss (the peak since the process started)."""
+    if hwm:
+        try:
+            with open("/proc/self/status") as fh:
+                for line in fh:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:  # pragma: no cover - /proc vanished
+            pass
+    scale = 1 if platform.system() == "Darwin" else 1024  # bytes on macOS, KiB on Linux
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * scale
+
+
+def rss_method() -> str:
+    """How the peak RSS of a call is read on this machine (for the report)."""
+    if _reset_peak_rss():
+        return "VmHWM, reset through /proc/self/clear_refs before each call"
+    return "ru_maxrss: the process's peak since it started, not per call"
+
+
+class _MemoryProbe:
+    """tracemalloc's peak and the peak RSS from construction to :meth:`stop`."""
+
+    def __init__(self) -> None:
+        self.hwm = _reset_peak_rss()
+        self.owner = not tracemalloc.is_tracing()
+        if self.owner:
+            tracemalloc.start()
+        else:
+            tracemalloc.reset_peak()
+        self.base = tracemalloc.get_traced_memory()[0]
+
+    def stop(self) -> tuple[int, int]:
+        peak = tracemalloc.get_traced_memory()[1]
+        if self.owner:
+            tracemalloc.stop()
+        return max(0, peak - self.base), _peak_rss(self.hwm)
+
+
+def tikhonov_filter_model(op, lam: float = FILTER_LAMBDA) -> Callable[[np.ndarray], np.ndarray]:
+    """The Tikhonov inverse ``x̂ = V diag(σ / (σ² + λ)) Uᵀ y`` of ``op`` through its spectral
+    basis (FFTs for blur2d): a batch (b, n) of measurements to (b, n) reconstructions, never
+    an n x n matrix.
+
+    Raises
+    ------
+    FastinvError
+        When ``op`` has no spectral basis (a dense or unstructured operator).
+    """
+    basis = op.spectral_basis
+    if basis is None:
+        raise FastinvError(
+            f"the filter model needs an operator with a spectral basis (blur2d, ...), got {op!r}"
+        )
+    gain = basis.sigma / (basis.sigma**2 + lam)
+
+    def model(Y: np.ndarray) -> np.ndarray:
+        return basis.synth_right(basis.left(Y) * gain)
+
+    return model
+
+
+def image_bench_bytes(n: int, *, rank: int, cnn: bool = False) -> int:
+    """Bytes of the large-n stages at size n: the N_k probe pairs and the test pairs (held,
+    plus one more set of probes from ``blur_generate``), the top-k audit's own memory
+    (:func:`fastinv.auditing.topk.topk_bytes`), the model's outputs on a chunk, and the
+    interpreter; with ``cnn``, the network's activations on a chunk of 256 rows (width 8)."""
+    from fastinv.auditing.topk import topk_bytes
+
+    k = min(rank, n)
+    N = topk_probes(k)
+    data = 8 * n * 2 * (2 * N + IMAGE_TEST_PAIRS)
+    acts = 4 * 256 * n * 8 * 4 if cnn else 0
+    return int(data + topk_bytes(n, k, N, IMAGE_TEST_PAIRS) + acts + BASE_BYTES)
+
+
+class _Images:
+    """The blur2d problem on H x H images (n = H²) of the large-n stages."""
+
+    def __init__(self, n: int, *, rank: int, seed: int) -> None:
+        from fastinv.problem.operators import make_operator
+
+        self.n, self.H, self.seed = n, math.isqrt(n), seed
+        self.k = min(rank, n)
+        self.N = topk_probes(self.k)
+        self.op = make_operator("blur2d", n=n, sigma=BLUR_SIGMA, boundary="periodic")
+        self._probes = None
+        self._test = None
+
+    def draw(self, n_samples: int, seed: int):
+        from fastinv.problem.data import generate
+
+        return generate(self.op, n_samples=n_samples, prior="grf", noise=0.01, seed=seed)
+
+    def probes(self):
+        """The N_k (X, Y) pairs (those of ``blur_generate`` when it ran first)."""
+        if self._probes is None:
+            self._probes = self.draw(self.N, self.seed)
+        return self._probes
+
+    def test(self):
+        if self._test is None:
+            self._test = self.draw(IMAGE_TEST_PAIRS, self.seed + 1)
+        return self._test
+
+    def generate_call(self):
+        def run():
+            pairs = self.draw(self.N, self.seed)
+            if self._probes is None:  # the same pairs: reused by the audits
+                self._probes = pairs
+
+        return run
+
+    def audit_call(self, model, n_jacobian: int):
+        from fastinv.auditing.core import audit
+
+        X, Y = self.probes()
+        Xt, Yt = self.test()
+        return lambda: audit(
+            model, self.op, probes=Y, test=(Yt, Xt), rank=self.k, n_jacobian=n_jacobian,
+            seed=self.seed,
+        )  # fmt: skip
+
+    def cnn(self):
+        from fastinv.nets.models import make_model
+
+        return make_model(
+            "cnn", n=self.n, image_shape=(self.H, self.H), width=8, depth=2, seed=self.seed
+        )
 
 
 class _Problem:
-    """The data of one size n, built once and shared by the stages."""
+    """The data of one size n, built once (on first use) and shared by the stages."""
 
-    def __init__(self, n: int, N: int, *, seed: int, device: str, k: int, n_iter: int):
+    def __init__(
+        self, n: int, N: int, *, seed: int, device: str, k: int, n_iter: int, rank: int = 256
+    ):
         self.n, self.N, self.seed, self.device = n, N, seed, device
         self.k = max(1, min(k, n // 4))
         self.n_iter = n_iter
+        self.rank = rank
         self.cuda = device != "cpu"
-        rng = np.random.default_rng(seed)
-        self.A = rng.standard_normal((n, n)) / math.sqrt(n)
+        self._A = None
+        self._images = None
         self._data = None
         self._torch = {}
+
+    @property
+    def A(self) -> np.ndarray:
+        """The dense Gaussian operator of the dense stages (built on first use)."""
+        if self._A is None:
+            rng = np.random.default_rng(self.seed)
+            self._A = rng.standard_normal((self.n, self.n)) / math.sqrt(self.n)
+        return self._A
+
+    def images(self) -> _Images:
+        if self._images is None:
+            self._images = _Images(self.n, rank=self.rank, seed=self.seed)
+        return self._images
+
+    def _blur_generate(self):
+        return self.images().generate_call()
+
+    def _blur_topk(self):
+        im = self.images()
+        return lambda: im.op.svd_topk(im.k)
+
+    def _topk_audit(self):
+        im = self.images()
+        return im.audit_call(tikhonov_filter_model(im.op), n_jacobian=0)
+
+    def _topk_audit_cnn(self):
+        im = self.images()
+        return im.audit_call(im.cnn(), n_jacobian=2)
 
     def data(self):
         if self._data is None:
@@ -512,6 +848,32 @@ def _check_stages(stages: Sequence[str]) -> list[str]:
     return stages
 
 
+def _check_square(ns: list[int], stages: list[str]) -> None:
+    """The large-n stages need n = H·H (square images)."""
+    image = [s for s in stages if s in IMAGE_STAGES]
+    bad = [n for n in ns if math.isqrt(n) ** 2 != n]
+    if image and bad:
+        near = ", ".join(str(math.isqrt(n) ** 2) for n in bad)
+        raise FastinvError(
+            f"sizes n of the stages {', '.join(image)} must be perfect squares (H x H images), "
+            f"got {bad!r}; use e.g. {near}"
+        )
+
+
+def _check_stage_memory(ns: list[int], stages: list[str], samples_per_n: int, rank: int):
+    """Refuse up front when the largest size of the dense or the large-n stages won't fit."""
+    dense = [s for s in stages if s not in IMAGE_STAGES]
+    if dense:
+        check_bench_memory(ns, dense, samples_per_n)  # planned: nothing is built yet
+    if any(s in IMAGE_STAGES for s in stages):
+        n = max(ns)
+        check_memory(
+            image_bench_bytes(n, rank=rank, cnn="topk_audit_cnn" in stages),
+            f"the large-n stages at n = {n} with k = {min(rank, n)}",
+            suggestion="lower --max-n or --ns, or give a smaller --rank",
+        )
+
+
 def _check_sizes(ns: Sequence[int]) -> list[int]:
     try:
         ns = sorted({int(n) for n in ns})
@@ -532,6 +894,7 @@ def scaling(
     device: str = "cpu",
     k: int = 64,
     n_iter: int = 4,
+    rank: int = 256,
     fit_points: int = 3,
     seed: int = 0,
     warmup: bool = True,
@@ -546,7 +909,9 @@ def scaling(
     ns : sequence of int
         Sizes n (each at least 8; sorted and de-duplicated).
     stages : sequence of str
-        Any of ``STAGES`` ("generate", "fit_linear", "rsvd", "svd_full", "audit").
+        Any of ``STAGES`` ("generate", "fit_linear", "rsvd", "svd_full", "audit" and the
+        large-n ``IMAGE_STAGES`` "blur_generate", "blur_topk", "topk_audit",
+        "topk_audit_cnn", which need every n to be a perfect square).
     repeats : int
         Timed runs per stage and size; the median is reported.
     samples_per_n : int
@@ -562,6 +927,9 @@ def scaling(
         Rank of the ``rsvd`` stage (capped at n // 4).
     n_iter : int
         Power iterations of the ``rsvd`` stage (2·n_iter + 2 passes).
+    rank : int
+        k of the large-n stages (capped at n); they use N_k =
+        :func:`fastinv.workflows.memory.topk_probes` (k) pairs at every n.
     fit_points : int
         The exponent is fitted over this many of the largest sizes (at least 2).
     seed : int
@@ -582,8 +950,9 @@ def scaling(
     Raises
     ------
     FastinvError
-        Unknown stage, bad sizes or counts, ``device="cuda"`` without a CUDA device, or an
-        ``out`` that holds files without ``force``, is a file or cannot be written.
+        Unknown stage, bad sizes or counts, a non-square n for a large-n stage, a run that
+        will not fit in memory, ``device="cuda"`` without a CUDA device, or an ``out`` that
+        holds files without ``force``, is a file or cannot be written.
     """
     clock = Stopwatch()
     say = log or (lambda msg: None)
@@ -594,12 +963,14 @@ def scaling(
         ("samples_per_n", samples_per_n, 1),
         ("k", k, 1),
         ("n_iter", n_iter, 0),
+        ("rank", rank, 1),
         ("fit_points", fit_points, 2),
     ):
         check_int(val, name, lo=lo)
     seed = check_seed(seed)
+    _check_square(ns, stages)
     dev = _check_device(device)
-    check_bench_memory(ns, stages, samples_per_n)  # planned: nothing is built yet
+    _check_stage_memory(ns, stages, samples_per_n, rank)
     config = {
         "ns": ns,
         "stages": stages,
@@ -608,9 +979,12 @@ def scaling(
         "device": dev,
         "k": int(k),
         "n_iter": int(n_iter),
+        "rank": int(rank),
+        "image_probes": topk_probes(min(rank, ns[-1])),
         "fit_points": int(fit_points),
         "seed": int(seed),
         "warmup": bool(warmup),
+        "rss": rss_method(),
     }
     if out is None:
         return _run(config, say, clock)
@@ -627,13 +1001,16 @@ def _run(config: dict, say: Callable[[str], None], clock: Stopwatch) -> ScalingR
 
     def problem(n: int) -> _Problem:
         N = config["samples_per_n"] * n
-        return _Problem(n, N, seed=seed, device=dev, k=config["k"], n_iter=config["n_iter"])
+        return _Problem(
+            n, N, seed=seed, device=dev, k=config["k"], n_iter=config["n_iter"],
+            rank=config["rank"],
+        )  # fmt: skip
 
     if config["warmup"]:
         _warm_up(problem(min(ns[0], 64)), stages, say)
     timer = _Timer(dev == "cuda")
-    times = _time_stages(ns, stages, problem, timer, config["repeats"], say)
-    res = _result(times, config, machine)
+    times, memory = _time_stages(ns, stages, problem, timer, config["repeats"], say)
+    res = _result(times, config, machine, memory)
     res.wall_s = clock.seconds
     return res
 
@@ -645,24 +1022,37 @@ def _warm_up(prob: _Problem, stages: list[str], say: Callable[[str], None]) -> N
     say(f"warmed up every stage at n = {prob.n}")
 
 
-def _time_stages(ns, stages, problem, timer: _Timer, repeats: int, say) -> dict:
-    """``times[stage][i]``: the ``repeats`` times of ``stage`` at ``ns[i]``."""
+def _time_stages(ns, stages, problem, timer: _Timer, repeats: int, say) -> tuple[dict, dict]:
+    """``times[stage][i]``: the ``repeats`` times of ``stage`` at ``ns[i]``; ``memory`` holds
+    the traced and RSS peaks (bytes) of the same calls, ``memory["traced"][stage][i]``."""
     times: dict[str, list[list[float]]] = {s: [] for s in stages}
+    memory: dict[str, dict[str, list[list[int]]]] = {
+        "traced": {s: [] for s in stages},
+        "rss": {s: [] for s in stages},
+    }
     for n in ns:
         prob = problem(n)
         for s in stages:
             fn = prob.call(s)
-            ts = [timer(fn) for _ in range(repeats)]
-            times[s].append(ts)
-            say(f"n = {n:>6}  {s:<10} median {statistics.median(ts):.4g} s")
+            runs = [timer.measure(fn) for _ in range(repeats)]
+            times[s].append([r[0] for r in runs])
+            memory["traced"][s].append([r[1] for r in runs])
+            memory["rss"][s].append([r[2] for r in runs])
+            say(
+                f"n = {n:>6}  {s:<14} median {statistics.median(times[s][-1]):.4g} s, peak "
+                f"{max(r[1] for r in runs) / 2**20:.0f} MiB traced, "
+                f"{max(r[2] for r in runs) / 2**20:.0f} MiB RSS"
+            )
         del prob
-    return times
+    return times, memory
 
 
-def _result(times: dict, config: dict, machine: dict) -> ScalingResult:
-    """The medians and fits of ``times``, with the run's configuration."""
+def _result(times: dict, config: dict, machine: dict, memory: dict) -> ScalingResult:
+    """The medians and fits of ``times`` and of the traced memory peaks, with the run's
+    configuration."""
     ns, stages, dev = config["ns"], config["stages"], config["device"]
     medians = {s: [statistics.median(r) for r in times[s]] for s in stages}
+    traced_peaks = {s: [max(r) for r in memory["traced"][s]] for s in stages}
     return ScalingResult(
         ns=ns,
         samples=[config["samples_per_n"] * n for n in ns],
@@ -674,6 +1064,11 @@ def _result(times: dict, config: dict, machine: dict) -> ScalingResult:
         stage_devices={s: ("cpu" if s in _CPU_ONLY else dev) for s in stages},
         config=config,
         machine=machine,
+        traced=memory["traced"],
+        rss=memory["rss"],
+        memory_exponents={
+            s: fit_exponent(ns, traced_peaks[s], points=config["fit_points"]) for s in stages
+        },
     )
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fastinv import io
 from fastinv.io import check_memory
 from fastinv.problem.files import LOADABLE_SUFFIXES
 
@@ -38,7 +39,11 @@ __all__ = [
     "check_bench_memory",
     "check_run_memory",
     "check_sweep_memory",
+    "default_probe_sizes",
+    "dense_audit_fits",
+    "topk_probes",
     "experiment_bytes",
+    "operator_bytes",
     "file_rows",
     "matrix_file_shape",
     "operator_size",
@@ -137,15 +142,79 @@ def file_rows(path) -> int:
 # the estimates
 
 
-def experiment_bytes(n: int, *, rows: int, n_jacobian: int) -> int:
-    """Bytes of an experiment at size n: ``rows`` (x, y) pairs in float64, the audit's n x n
-    matrices, the Jacobians and the interpreter."""
-    return int(8 * n * 2 * rows + 8 * n * n * (_AUDIT_MATRICES + n_jacobian) + BASE_BYTES)
+def dense_audit_fits(n: int, rows: int) -> bool:
+    """Whether the dense audit's n x n matrices fit in the memory available now (the rule of
+    :func:`fastinv.auditing.core.choose_path`)."""
+    from fastinv.auditing.core import dense_audit_bytes
+
+    avail = io.available_memory()
+    return avail is None or dense_audit_bytes(n, rows) <= avail
 
 
-def analyze_bytes(n: int, *, probes: int, test: int, n_jacobian: int, model_bytes: int) -> int:
+def topk_probes(rank: int | None = None) -> int:
+    """Default probes for the top-k audit: enough fitted rows (80 %) for 8 per direction of
+    k = ``rank`` (default the cap, 256), and at least 2000."""
+    from fastinv.auditing.topk import RANK_CAP, ROWS_PER_DIRECTION
+
+    k = rank or RANK_CAP
+    return max(2000, math.ceil(ROWS_PER_DIRECTION * k / 0.8) + 1)
+
+
+def default_probe_sizes(n: int, *, rank: int | None = None) -> tuple[int, int]:
+    """(probes, test pairs) by default: max(2000, 4n) and max(1000, 2n) for the dense audit;
+    :func:`topk_probes` and 1000 for the top-k audit (``rank`` given, or the dense audit
+    will not fit)."""
+    dense = (max(2000, 4 * n), max(1000, 2 * n))
+    if rank is None and dense_audit_fits(n, sum(dense)):
+        return dense
+    return topk_probes(rank), 1000
+
+
+#: catalogue operators that are never stored as an n x n matrix
+MATRIX_FREE_OPERATORS = ("blur2d", "inpaint")
+
+
+def operator_bytes(operator, n: int) -> int:
+    """Bytes the operator itself holds: 0 for a matrix-free catalogue entry (blur2d,
+    inpaint), else a dense n x n float64 matrix and one temporary of its construction (a
+    catalogue matrix or a file's)."""
+    if isinstance(operator, str) and operator.strip().lower() in MATRIX_FREE_OPERATORS:
+        return 0
+    return 2 * 8 * n * n
+
+
+def experiment_bytes(
+    n: int, *, rows: int, n_jacobian: int, rank: int | None = None, operator=None
+) -> int:
+    """Bytes of an experiment at size n: ``rows`` (x, y) pairs in float64, the audit (dense:
+    its n x n matrices and one per Jacobian; top-k when ``rank`` is given or the dense audit
+    will not fit: :func:`fastinv.auditing.topk.topk_bytes` and the k x k Jacobians) and the
+    interpreter."""
+    data = 8 * n * 2 * rows
+    if rank is None and dense_audit_fits(n, rows):
+        return int(data + 8 * n * n * (_AUDIT_MATRICES + n_jacobian) + BASE_BYTES)
+    from fastinv.auditing.topk import RANK_CAP, topk_bytes
+
+    k = rank or RANK_CAP
+    jac = 8 * k * k * (n_jacobian + 2)
+    held = operator_bytes(operator, n)
+    return int(data + held + topk_bytes(n, k, rows, min(rows, 1000)) + jac + BASE_BYTES)
+
+
+def analyze_bytes(
+    n: int,
+    *,
+    probes: int,
+    test: int,
+    n_jacobian: int,
+    model_bytes: int,
+    rank: int | None = None,
+    operator=None,
+) -> int:
     """Bytes of `fastinv analyze`: probes and test pairs, the audit, twice the model file."""
-    return experiment_bytes(n, rows=probes + test, n_jacobian=n_jacobian) + 2 * model_bytes
+    rows = probes + test
+    need = experiment_bytes(n, rows=rows, n_jacobian=n_jacobian, rank=rank, operator=operator)
+    return need + 2 * model_bytes
 
 
 def sweep_bytes(
@@ -172,10 +241,20 @@ def bench_bytes(n: int, *, samples_per_n: int, audit: bool) -> int:
 # the checks, one per command
 
 
-def check_run_memory(n: int, *, samples: int, n_test: int, n_probe: int, n_jacobian: int) -> None:
+def check_run_memory(
+    n: int,
+    *,
+    samples: int,
+    n_test: int,
+    n_probe: int,
+    n_jacobian: int,
+    rank: int | None = None,
+    operator=None,
+) -> None:
     """Refuse a run whose estimate (:func:`experiment_bytes`) will not fit."""
+    rows = samples + n_test + n_probe
     check_memory(
-        experiment_bytes(n, rows=samples + n_test + n_probe, n_jacobian=n_jacobian),
+        experiment_bytes(n, rows=rows, n_jacobian=n_jacobian, rank=rank, operator=operator),
         f"an experiment with n = {n} and {samples} samples",
         suggestion="use fewer --samples, a smaller --n or --jacobian-probes 0",
     )
@@ -190,6 +269,7 @@ def check_analyze_memory(
     test_probes_path=None,
     samples=None,
     n_jacobian: int = 16,
+    rank: int | None = None,
 ) -> None:
     """Refuse `fastinv analyze` when its estimate (:func:`analyze_bytes`) will not fit; the
     operator's and the probes' sizes come from the arguments and the files' headers."""
@@ -202,12 +282,18 @@ def check_analyze_memory(
         test_shape = matrix_file_shape(test_probes_path) if test_probes_path else None
         test = test_shape[0] if test_shape else 0  # else the probes double as the test set
     else:
-        probes = samples or max(2000, 4 * size)
-        test = max(1000, 2 * size)
+        default_probes, test = default_probe_sizes(size, rank=rank)
+        probes = samples or default_probes
     model_file = Path(str(model_spec)) if model_spec is not None else None
     model_bytes = model_file.stat().st_size if model_file and model_file.is_file() else 0
     need = analyze_bytes(
-        size, probes=probes, test=test, n_jacobian=n_jacobian, model_bytes=model_bytes
+        size,
+        probes=probes,
+        test=test,
+        n_jacobian=n_jacobian,
+        model_bytes=model_bytes,
+        rank=rank,
+        operator=operator,
     )
     check_memory(
         need,

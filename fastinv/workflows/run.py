@@ -12,12 +12,20 @@ import numpy as np
 
 from fastinv._progress import Reporter
 from fastinv._validation import check_choice, check_float, check_int, fail
+from fastinv.auditing.core import network_error
 from fastinv.errors import FastinvError
 from fastinv.io import OutFolder, closes_out_folders
 from fastinv.nets.spec import CNN_WIDTH, TrainSpec
-from fastinv.workflows.memory import check_run_memory, experiment_bytes, operator_size
+from fastinv.workflows.memory import (
+    check_run_memory,
+    default_probe_sizes,
+    experiment_bytes,
+    operator_size,
+)
 
 __all__ = [
+    "check_audit_rank",
+    "needs_full_svd",
     "LARGE_N",
     "PROBE_SEED_OFFSET",
     "RunConfig",
@@ -63,9 +71,14 @@ class RunConfig:
     val_fraction: float = 0.1
     patience: int | None = None
     dtype: str = "float32"
+    #: arithmetic of the training steps: "float32", "bf16" (autocast) or "tf32" (CUDA)
+    precision: str = "float32"
     device: str = "auto"
     seed: int = 0
     n_jacobian: int = 16
+    #: the audit on A's k leading singular directions (None: chosen, see
+    #: :func:`fastinv.auditing.core.choose_path`)
+    audit_rank: int | None = None
     #: a .npy / .npz file of the user's clean images ((N, H, W) or (N, n)): the signals are
     #: drawn from it (prior "images"; ``prior`` must then be left at its default or "images")
     data: str | None = None
@@ -156,6 +169,8 @@ def _validate_config(cfg: RunConfig) -> None:
         value = getattr(cfg, name)
         if value is not None or name in ("samples", "n_jacobian"):
             setattr(cfg, name, check_int(value, name, lo=lo, integral_float=True))
+    if cfg.audit_rank is not None:
+        cfg.audit_rank = check_audit_rank(cfg.audit_rank, cfg.n)
     cfg.train_spec(cfg.n or 64, "cpu")  # the training settings, checked without torch
 
 
@@ -189,6 +204,7 @@ _INT_FIELDS = (
     ("width", 1),
     ("epochs", 0),
     ("n_jacobian", 0),
+    ("audit_rank", 1),
 )
 
 
@@ -207,6 +223,7 @@ _TRAIN_FIELDS = (
     "val_fraction",
     "patience",
     "dtype",
+    "precision",
     "seed",
 )
 
@@ -226,11 +243,29 @@ def resolved_width_epochs(cfg: RunConfig, n: int) -> tuple[int, int]:
     return width, epochs
 
 
+def check_audit_rank(rank, n) -> int:
+    """The audit rank k: a positive integer, at most n when n is known from the arguments."""
+    k = check_int(rank, "audit rank (--audit-rank)", lo=1, integral_float=True)
+    if isinstance(n, int) and not isinstance(n, bool) and k > n:
+        raise FastinvError(f"audit rank k must be at most n = {n}, got {k}; choose a smaller k")
+    return k
+
+
+def needs_full_svd(op, rank) -> bool:
+    """Whether the audit will use the dense A's full SVD (computed up front, in the operator
+    stage): a dense A small enough for it and no audit rank; structured and matrix-free
+    operators get their spectra from the structure or from the top-k audit."""
+    from fastinv.auditing.topk import DENSE_BASIS_MAX
+
+    return op.structure == "dense" and rank is None and op.n <= DENSE_BASIS_MAX
+
+
 def sample_sizes(cfg: RunConfig, n: int) -> tuple[int, int]:
-    """Test pairs and probes of a run: the config's, else max(1000, 2n) and max(2000, 4n)."""
-    n_test = cfg.test_samples or max(1000, 2 * n)
-    n_probe = cfg.probes or max(2000, 4 * n)
-    return n_test, n_probe
+    """Test pairs and probes of a run: the config's, else max(1000, 2n) and max(2000, 4n)
+    for the dense audit, 1000 and more than 8 fitted rows per direction for the top-k audit
+    (:func:`fastinv.workflows.memory.default_probe_sizes`)."""
+    n_probe, n_test = default_probe_sizes(n, rank=cfg.audit_rank)
+    return cfg.test_samples or n_test, cfg.probes or n_probe
 
 
 def memory_needed(cfg: RunConfig, n: int) -> int:
@@ -242,7 +277,10 @@ def memory_needed(cfg: RunConfig, n: int) -> int:
     2.65 GiB at n = 2048, 7.9 GiB at n = 4096 (this gives 2.8 and 9.1).
     """
     n_test, n_probe = sample_sizes(cfg, n)
-    return experiment_bytes(n, rows=cfg.samples + n_test + n_probe, n_jacobian=cfg.n_jacobian)
+    rows = cfg.samples + n_test + n_probe
+    return experiment_bytes(
+        n, rows=rows, n_jacobian=cfg.n_jacobian, rank=cfg.audit_rank, operator=cfg.operator
+    )
 
 
 @dataclass
@@ -278,8 +316,12 @@ def timings_block(timings: dict[str, float], audit_timings: dict) -> dict:
 @closes_out_folders
 def run_experiment(
     cfg: RunConfig, out: Path | str | None = None, *, progress: bool = False, force: bool = False
-) -> dict:
+) -> dict | None:
     """Run the whole experiment; write the run directory when ``out`` is given.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) the training is data-parallel
+    (:mod:`fastinv.nets.distributed`): every rank trains on its own rows, rank 0 audits and
+    writes, and the other ranks return None.
 
     Parameters
     ----------
@@ -294,28 +336,39 @@ def run_experiment(
 
     Returns
     -------
-    dict
-        The metrics (also written to metrics.json).
+    dict or None
+        The metrics (also written to metrics.json); None on a torchrun rank other than 0.
     """
     from fastinv._device import resolve_device
+    from fastinv.nets.distributed import detect
 
-    rep = Reporter(progress, prefix="fastinv")
+    env = detect()  # under torchrun: this rank (only rank 0 reports, audits and writes)
+    root = env is None or env.is_root
+    rep = Reporter(progress and root, prefix="fastinv")
     planned = operator_size(cfg.operator, cfg.n, cfg.operator_params.get("key"))
     if planned is not None:  # from the arguments alone: nothing is built yet
         _check_run_memory(cfg, planned)
-    out = prepare_out(out, force=force)
+    out = prepare_out(out, force=force) if root else None
     device = resolve_device(cfg.device)  # loads torch: outside the timed stages
     with rep.stage("operator"):
         op = _make_operator(cfg)
         if planned != op.n:
             _check_run_memory(cfg, op.n)
         _refuse_zero_operator(op)
-        rep(f"operator {op.name}, n = {op.n}: SVD")
-        _ = op.svd
-    with rep.stage("data"):
-        data = _generate_data(cfg, op, rep)
-    with rep.stage("train"):
-        model = _train(cfg, op, data, device, rep)
+        if root and needs_full_svd(op, cfg.audit_rank):
+            rep(f"operator {op.name}, n = {op.n}: SVD")
+            _ = op.svd
+        else:
+            rep(f"operator {op.name}, n = {op.n} ({op.structure})")
+    if env is not None:
+        model, data = _train_data_parallel(cfg, op, device, rep, env)
+        if not root:
+            return None
+    else:
+        with rep.stage("data"):
+            data = _generate_data(cfg, op, rep)
+        with rep.stage("train"):
+            model = _train(cfg, op, data, device, rep)
     with rep.stage("audit", "auditing"):
         res = _audit(cfg, model, op, data, rep)
     metrics = _run_metrics(cfg, op, data, model, device, res)
@@ -337,7 +390,9 @@ def _make_operator(cfg: RunConfig):
 
 def _refuse_zero_operator(op) -> None:
     """An all-zero A is refused before any data or training: nothing can be inverted."""
-    if not np.any(op.A):
+    from fastinv.auditing.sections import is_zero_operator
+
+    if is_zero_operator(op):
         raise FastinvError(
             f"the operator A ({op.name}) is all zeros: y = A x + e holds no information "
             "about x and there is nothing to invert; check the matrix"
@@ -347,12 +402,19 @@ def _refuse_zero_operator(op) -> None:
 def _check_run_memory(cfg: RunConfig, n: int) -> None:
     n_test, n_probe = sample_sizes(cfg, n)
     check_run_memory(
-        n, samples=cfg.samples, n_test=n_test, n_probe=n_probe, n_jacobian=cfg.n_jacobian
+        n,
+        samples=cfg.samples,
+        n_test=n_test,
+        n_probe=n_probe,
+        n_jacobian=cfg.n_jacobian,
+        rank=cfg.audit_rank,
+        operator=cfg.operator,
     )
 
 
-def _generate_data(cfg: RunConfig, op, rep: Reporter) -> RunData:
-    """The prior and the training, test and probe pairs (three seeds)."""
+def _generate_data(cfg: RunConfig, op, rep: Reporter, rows=None) -> RunData:
+    """The prior and the training, test and probe pairs (three seeds); with ``rows``
+    ``(lo, hi)`` only those rows of the training set (test and probe sets left None)."""
     from fastinv.problem.data import generate
     from fastinv.problem.priors import make_prior
 
@@ -360,6 +422,9 @@ def _generate_data(cfg: RunConfig, op, rep: Reporter) -> RunData:
     name = resolved_prior(cfg, op)
     prior = make_prior(name, op.n, **_image_prior_params(cfg, op, name))
     gen = {**cfg.generation(), "prior": prior, "prior_params": None}
+    if rows is not None:
+        X, Y = generate(op, n_samples=rows[1] - rows[0], seed=cfg.seed, start=rows[0], **gen)
+        return RunData(X, Y, None, None, None, None, prior)
     rep(f"generating {cfg.samples} training, {n_test} test and {n_probe} probe pairs")
     sets = [
         generate(op, n_samples=m, seed=cfg.seed + offset, **gen)
@@ -397,8 +462,9 @@ def _image_prior_params(cfg: RunConfig, op, name: str) -> dict:
     return params
 
 
-def _train(cfg: RunConfig, op, data: RunData, device, rep: Reporter):
-    """The network, trained on the training pairs (width and epochs resolved for n)."""
+def _train(cfg: RunConfig, op, data: RunData, device, rep: Reporter, shard=None):
+    """The network, trained on the training pairs (width and epochs resolved for n);
+    ``shard``: the rows ``data`` holds of the training set, under torchrun."""
     from fastinv.nets.training import train
 
     n = op.n
@@ -409,7 +475,28 @@ def _train(cfg: RunConfig, op, data: RunData, device, rep: Reporter):
         + (" [defaults for large n; set --width/--epochs to change]" if n > LARGE_N else "")
     )
     spec = cfg.train_spec(n, device, progress=rep.enabled, op=op)
-    return train(data.Y, data.X, spec=spec)
+    return train(data.Y, data.X, spec=spec, shard=shard)
+
+
+def _train_data_parallel(cfg: RunConfig, op, device, rep: Reporter, env):
+    """Under torchrun: each rank generates its own rows of the training set and trains a
+    DistributedDataParallel copy; rank 0 then generates the test and probe sets (and all of
+    X, for the audit's sample moments), so its audit is the single-process one."""
+    from fastinv.nets.distributed import RowShard, process_group, rank_device, row_range
+
+    device = rank_device(env, device)
+    lo, hi = row_range(cfg.samples, env.rank, env.world_size)
+    with process_group(env, device):
+        with rep.stage("data"):
+            rep(f"rank {env.rank} of {env.world_size}: training rows {lo} .. {hi}")
+            shard = _generate_data(cfg, op, rep, rows=(lo, hi))
+        with rep.stage("train"):
+            model = _train(cfg, op, shard, device, rep, RowShard(lo, cfg.samples))
+    if not env.is_root:
+        return model, None
+    with rep.stage("data"):
+        data = _generate_data(cfg, op, rep)
+    return model, data
 
 
 def _audit(cfg: RunConfig, model, op, data: RunData, rep: Reporter):
@@ -425,6 +512,7 @@ def _audit(cfg: RunConfig, model, op, data: RunData, rep: Reporter):
         noise={"level": cfg.noise, "type": cfg.noise_type},
         train_X=data.X,
         n_jacobian=cfg.n_jacobian,
+        rank=cfg.audit_rank,
         seed=cfg.seed,
         log=rep,
     )
@@ -452,6 +540,13 @@ def _run_metrics(cfg: RunConfig, op, data: RunData, model, device, res) -> dict:
     }
 
 
+def _speed_metrics(model) -> dict:
+    """How the network was trained: precision, optimizer kernel, data-parallel ranks."""
+    conf = getattr(model, "fastinv_config", {}) or {}
+    keys = ("precision", "precision_note", "optimizer_impl", "world_size")
+    return {k: conf[k] for k in keys if k in conf}
+
+
 def _model_metrics(cfg: RunConfig, n: int, model, device, res) -> dict:
     hist = getattr(model, "fastinv_history", {}) or {}
     width, epochs = resolved_width_epochs(cfg, n)
@@ -463,5 +558,6 @@ def _model_metrics(cfg: RunConfig, n: int, model, device, res) -> dict:
         "epochs": epochs,
         "epochs_run": len(hist.get("train_loss", [])),
         "final_train_loss": (hist.get("train_loss") or [None])[-1],
-        "test_rel_error": res.metrics["errors"].get("network"),
+        **_speed_metrics(model),
+        "test_rel_error": network_error(res.metrics),
     }
