@@ -288,3 +288,29 @@ def test_bad_input_messages(rng):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         jacobian_sigma_max(_PlusRankOne(model, n), Y[0])  # converges: no warning
+
+
+def test_full_jacobians_plan_the_memory_of_computing_them(monkeypatch):
+    """One probe's reverse-mode Jacobian holds ~n copies of the activations: the batch is
+    capped by that, and a probe that cannot fit is refused with a pointer to the top-k audit."""
+    import torch
+
+    from fastinv.errors import FastinvError
+    from fastinv.linalg import jacobians as jac
+
+    torch.manual_seed(0)
+    n, wide = 8, 4096
+    model = torch.nn.Sequential(
+        torch.nn.Linear(n, wide), torch.nn.Tanh(), torch.nn.Linear(wide, n)
+    ).double()
+    Y = np.random.default_rng(0).standard_normal((6, n))
+    per_probe = n * jac.activation_row_bytes(model, Y[0])
+    assert per_probe >= n * wide * 8  # at least the wide layer, n times
+    monkeypatch.setattr(jac, "_JAC_COMPUTE_BYTES", 2 * per_probe)
+    assert jac._computing_cap(model, Y, 64, n, torch.device("cpu")) == 2
+    J = jac.jacobians(model, Y)  # in batches of 2, same values as one batch
+    monkeypatch.setattr(jac, "_JAC_COMPUTE_BYTES", 1 << 40)
+    np.testing.assert_allclose(J, jac.jacobians(model, Y), atol=1e-12)
+    monkeypatch.setattr(jac, "_available_bytes", lambda: per_probe / 2)
+    with pytest.raises(FastinvError, match=r"use the top-k audit \(--audit-rank k\)"):
+        jac.jacobians(model, Y)

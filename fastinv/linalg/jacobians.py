@@ -37,6 +37,8 @@ __all__ = [
     "projected_jacobians",
 ]
 
+#: computing a batch of full Jacobians holds at most about this many bytes of activations
+_JAC_COMPUTE_BYTES = 1 << 31
 #: a batch of Jacobians takes at most this many bytes (caps ``batch_size``); the vmapped
 #: reverse pass holds several times that in intermediates, so it is kept moderate
 _JAC_BATCH_BYTES = 1 << 28
@@ -113,6 +115,28 @@ def _jacobian_batches(vj, Y, bs: int, dtype, dev, n: int):
         yield a, J
 
 
+def _computing_cap(model, Y, bs: int, n: int, dev) -> int:
+    """Probes per vmapped call so that computing them fits: one probe's Jacobian by reverse
+    (or forward) mode holds about n copies of the model's activations on one row
+    (:func:`activation_row_bytes`); refused with one message when a single probe does not
+    fit in the memory available now (on the CPU)."""
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        return bs
+    per_probe = n * activation_row_bytes(model, np.asarray(Y[0], dtype=np.float64))
+    avail = _available_bytes() if dev.type == "cpu" else math.inf
+    if per_probe > 0.8 * avail:
+        raise FastinvError(
+            f"computing one full Jacobian ({n} x {n}) of this model needs about "
+            f"{per_probe / 2**30:.1f} GiB (its activations for {n} directions) but "
+            f"{avail / 2**30:.1f} GiB are free; use the top-k audit (--audit-rank k), "
+            "which needs k Jacobian-vector products instead, or --jacobian-probes 0"
+        )
+    budget = min(_JAC_COMPUTE_BYTES, 0.5 * avail)
+    return int(max(1, min(bs, budget // max(per_probe, 1))))
+
+
 def _jac_setup(model, Y, batch_size, mode):
     """Check the arguments; returns ``(torch, m, n, batches)`` with ``batches()`` yielding
     ``(first row, J)``."""
@@ -130,6 +154,7 @@ def _jac_setup(model, Y, batch_size, mode):
     else:
         dtype, dev = torch.float64, torch.device("cpu")
     bs = _batch_rows(batch_size, m, n, dtype)
+    bs = _computing_cap(model, Y, bs, n, dev)
     vj = _vmapped_jacobian(model, mode)
     return torch, m, n, lambda: _jacobian_batches(vj, Y, bs, dtype, dev, n)
 
