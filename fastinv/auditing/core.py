@@ -27,6 +27,7 @@ from fastinv.errors import FastinvError
 __all__ = [
     "FULL_SVD_MAX",
     "PATHS",
+    "AuditInputs",
     "AuditPath",
     "AuditResult",
     "audit",
@@ -127,38 +128,30 @@ def audit(
     op = sections.as_operator(op)
     probes, Y_test, X_test = sections.check_inputs(op, probes, test)
     chosen = choose_path(op.n, probes.shape[0], Y_test.shape[0], rank=rank, path=path)
+    inputs = AuditInputs(
+        model, op, probes, Y_test, X_test, validation, prior, noise, train_X, n_jacobian, seed
+    )
     if chosen.path == "top-k":
         rep(f"top-k audit, k = {chosen.k}: {chosen.why}")
-        return _audit_topk(
-            model,
-            op,
-            probes,
-            (Y_test, X_test),
-            validation,
-            prior=prior,
-            noise=noise,
-            train_X=train_X,
-            n_jacobian=n_jacobian,
-            chosen=chosen,
-            seed=seed,
-            rep=rep,
-        )
-    return _audit_dense(
-        model,
-        op,
-        probes,
-        (Y_test, X_test),
-        validation,
-        prior=prior,
-        noise=noise,
-        train_X=train_X,
-        n_jacobian=n_jacobian,
-        ks=ks,
-        full_svd_max=full_svd_max,
-        chosen=chosen,
-        seed=seed,
-        rep=rep,
-    )
+        return _audit_topk(inputs, chosen, rep)
+    return _audit_dense(inputs, chosen, rep, ks=ks, full_svd_max=full_svd_max)
+
+
+@dataclass
+class AuditInputs:
+    """What one audit works on, checked by :func:`audit` (see its parameters)."""
+
+    model: object
+    op: object
+    probes: np.ndarray = field(repr=False)
+    Y_test: np.ndarray = field(repr=False)
+    X_test: np.ndarray | None = field(repr=False)
+    validation: tuple | None = field(repr=False)
+    prior: object
+    noise: dict | None
+    train_X: np.ndarray | None = field(repr=False)
+    n_jacobian: int
+    seed: int
 
 
 def network_error(metrics: dict) -> float | None:
@@ -229,24 +222,9 @@ def choose_path(n: int, n_probes: int, n_test: int, *, rank=None, path: str = "a
     return AuditPath("top-k", topk.default_rank(n_fit, n), why, n_fit, n)
 
 
-def _audit_dense(
-    model,
-    op,
-    probes,
-    test,
-    validation,
-    *,
-    prior,
-    noise,
-    train_X,
-    n_jacobian,
-    ks,
-    full_svd_max,
-    chosen: AuditPath,
-    seed,
-    rep,
-) -> AuditResult:
+def _audit_dense(a: AuditInputs, chosen: AuditPath, rep, *, ks, full_svd_max) -> AuditResult:
     """The dense audit: C, the references and the spectra as n x n matrices."""
+    model, op, probes, Y_test, X_test = a.model, a.op, a.probes, a.Y_test, a.X_test
     notes: list[str] = []
     if chosen.n_fit < op.n + 1:
         notes.append(
@@ -254,11 +232,10 @@ def _audit_dense(
             "minimum-norm guess, not identified by the data; its R², errors and distances "
             "reflect the rank, not the network (give more probes, or use the top-k audit)"
         )
-    Y_test, X_test = test
     U, s, _ = op.svd
     f, is_torch = sections.as_callable(model)
     with rep.stage("surrogate", "fitting the affine surrogate C"):
-        fit = sections.fit_affine_surrogate(model, probes, seed=seed, notes=notes)
+        fit = sections.fit_affine_surrogate(model, probes, seed=a.seed, notes=notes)
     with rep.stage("references"):
         net = sections.network_on_test(f, Y_test, fit)
         rep("building the reference inverses")
@@ -266,10 +243,10 @@ def _audit_dense(
             op,
             probes,
             (Y_test, X_test),
-            validation,
-            prior=prior,
-            noise=noise,
-            train_X=train_X,
+            a.validation,
+            prior=a.prior,
+            noise=a.noise,
+            train_X=a.train_X,
             notes=notes,
         )
     # distances where the data live (Σ_y^½-weighted); the products are reused for the angles
@@ -278,11 +255,11 @@ def _audit_dense(
     on_data = on_data_distances(CR, BR)
     errors = sections.errors_on_test(net, Y_test, X_test, refs, op.svd, notes)
     with rep.stage("spectral", "comparing spectra and subspaces"):
-        plan = sections.spectral_plan(op.n, full_svd_max, ks, seed)
+        plan = sections.spectral_plan(op.n, full_svd_max, ks, a.seed)
         spec = sections.spectral_comparison(fit.C, op.svd, refs, CR, BR, plan)
     del CR, BR  # n x n each
     jac_metrics, jac_arrays = sections.jacobian_audit(
-        model, is_torch, n_jacobian, probes, fit.C, op.svd, plan, R_y, notes=notes, rep=rep
+        model, is_torch, a.n_jacobian, probes, fit.C, op.svd, plan, R_y, notes=notes, rep=rep
     )
     if jac_metrics:
         jac_metrics.update(topk.tikhonov_gain(refs))
@@ -315,56 +292,42 @@ def _audit_dense(
     return AuditResult(metrics=metrics, verdict=make_verdict(metrics, s), arrays=arrays)
 
 
-def _audit_topk(
-    model,
-    op,
-    probes,
-    test,
-    validation,
-    *,
-    prior,
-    noise,
-    train_X,
-    n_jacobian,
-    chosen: AuditPath,
-    seed,
-    rep,
-) -> AuditResult:
+def _audit_topk(a: AuditInputs, chosen: AuditPath, rep) -> AuditResult:
     """The top-k audit (:mod:`fastinv.auditing.topk`): everything on A's k leading singular
     directions, the references' errors over all of x where A's SVD is known exactly."""
+    model, op, probes, Y_test, X_test = a.model, a.op, a.probes, a.Y_test, a.X_test
     notes: list[str] = []
-    Y_test, X_test = test
     f, is_torch = sections.as_callable(model)
     topk.check_topk_memory(op.n, chosen.k, probes.shape[0], Y_test.shape[0])
     with rep.stage("basis", f"A's {chosen.k} leading singular triplets"):
-        top = topk.top_basis(op, chosen.k, seed=seed)
+        top = topk.top_basis(op, chosen.k, seed=a.seed)
     with rep.stage("surrogate", f"fitting G on {chosen.k} directions"):
         chunk = topk.forward_chunk(model, probes)
         bar = rep.bar(probes.shape[0], "probes through the network", unit="row")
         Z, W = topk.project_probes(f, probes, top, chunk=chunk, progress=bar.update)
         bar.close()
-        fit = topk.fit_projected(Z, W, seed=seed, notes=notes)
+        fit = topk.fit_projected(Z, W, seed=a.seed, notes=notes)
     with rep.stage("references"):
         bar = rep.bar(Y_test.shape[0], "test set through the network", unit="row")
         net = topk.network_on_test(f, Y_test, X_test, top, fit, chunk=chunk, progress=bar.update)
         bar.close()
-        if validation is None and X_test is not None:
+        if a.validation is None and X_test is not None:
             notes.append("oracle parameters were chosen on the test set (optimistic by design)")
         refs = topk.topk_references(
             op,
             top,
             probes,
-            validation if validation is not None else (Y_test, X_test),
-            prior=prior,
-            noise=noise,
-            train_X=train_X,
+            a.validation if a.validation is not None else (Y_test, X_test),
+            prior=a.prior,
+            noise=a.noise,
+            train_X=a.train_X,
         )
         notes.extend(refs.notes)
     errors, errors_full = topk.test_errors(top, net, Y_test, X_test, refs, notes)
     cmp = topk.filter_comparison(top, fit, refs, Z, W)
     svals = topk.singular_values_k(top, fit, refs)
     jac_metrics, jac_arrays = topk.projected_jacobian_audit(
-        model, is_torch, n_jacobian, probes, top, fit, refs, Z, notes=notes, rep=rep
+        model, is_torch, a.n_jacobian, probes, top, fit, refs, Z, notes=notes, rep=rep
     )
     img, why_no_maps = topk.topk_image_arrays(op, top, Y_test, X_test, net, refs, cmp)
     if why_no_maps:

@@ -26,7 +26,7 @@ import numpy as np
 
 from fastinv._validation import check_int
 from fastinv.auditing import images
-from fastinv.auditing.references import PARAM_ROWS
+from fastinv.auditing.references import PARAM_ROWS, References
 from fastinv.errors import FastinvError
 from fastinv.io import check_memory
 from fastinv.linalg import estimators
@@ -39,7 +39,6 @@ __all__ = [
     "RANK_CAP",
     "ROWS_PER_DIRECTION",
     "TopBasis",
-    "TopReferences",
     "TopTest",
     "default_rank",
     "filter_comparison",
@@ -294,29 +293,6 @@ def network_on_test(f, Y_test, X_test, top: TopBasis, fit, *, chunk=None, progre
 # the references, as filter factors
 
 
-@dataclass
-class TopReferences:
-    """The reference filters of a top-k audit.
-
-    Attributes
-    ----------
-    phi : dict of str -> ndarray of shape (r,)
-        Filter factors over every direction whose σ is known (all r with a full basis, else
-        the k leading).
-    offsets : dict of str -> ndarray of shape (r,)
-        Offsets in the V basis of the affine references (LMMSE with a prior mean).
-    info, curves, best_tikhonov, notes
-        As in :class:`fastinv.auditing.references.References`.
-    """
-
-    phi: dict = field(default_factory=dict, repr=False)
-    offsets: dict = field(default_factory=dict, repr=False)
-    info: dict = field(default_factory=dict)
-    curves: dict = field(default_factory=dict, repr=False)
-    best_tikhonov: str = "tikhonov_gcv"
-    notes: list = field(default_factory=list)
-
-
 def param_rows(n: int) -> int:
     """Rows used to choose λ, k and t: :data:`PARAM_ROWS`, fewer when n is large (their
     coefficients in the full basis take at most 256 MiB)."""
@@ -340,7 +316,7 @@ def _projection(top: TopBasis, shape, Y, X=None) -> estimators.Projection:
 def topk_references(op, top: TopBasis, probes, validation, *, prior, noise, train_X):
     """A⁻¹, Tikhonov (GCV, L-curve, oracle λ), TSVD (GCV, oracle k), Landweber (oracle t)
     and the LMMSE/Wiener filter, as filter factors; parameters chosen on coefficients."""
-    refs = TopReferences()
+    refs = References()
     s = top.sigma_all if top.full is not None else top.s
     if top.full is None:
         refs.notes.append(
@@ -348,7 +324,7 @@ def topk_references(op, top: TopBasis, probes, validation, *, prior, noise, trai
             "the oracle choose λ, k and t for A's rank-k part"
         )
     rank = estimators.numerical_rank(s, *op.shape)
-    refs.phi["A_inv"] = (np.arange(s.size) < rank).astype(np.float64)
+    refs.filters["A_inv"] = (np.arange(s.size) < rank).astype(np.float64)
     if top.full is None:
         kind = "inverse on the k leading directions"
     else:
@@ -364,12 +340,12 @@ def topk_references(op, top: TopBasis, probes, validation, *, prior, noise, trai
     _tsvd(refs, par, val)
     if val is not None:
         _landweber(refs, val)
-    refs.best_tikhonov = "tikhonov_oracle" if "tikhonov_oracle" in refs.phi else "tikhonov_gcv"
+    refs.best_tikhonov = "tikhonov_oracle" if "tikhonov_oracle" in refs.filters else "tikhonov_gcv"
     _wiener(refs, op, top, prior, noise, train_X if train_X is not None else X_val)
     return refs
 
 
-def _tikhonov(refs: TopReferences, par, val) -> None:
+def _tikhonov(refs: References, par, val) -> None:
     choices = {
         "gcv": estimators.gcv_lambda(par),
         "lcurve": estimators.lcurve_lambda(par),
@@ -379,11 +355,11 @@ def _tikhonov(refs: TopReferences, par, val) -> None:
     for how, ch in choices.items():
         lam = float(ch.value)
         refs.curves[how] = ch
-        refs.phi[f"tikhonov_{how}"] = estimators.filter_factors_tikhonov(par.s, lam)
+        refs.filters[f"tikhonov_{how}"] = estimators.filter_factors_tikhonov(par.s, lam)
         refs.info[f"tikhonov_{how}"] = {"lambda": lam, "chosen_by": how}
 
 
-def _tsvd(refs: TopReferences, par, val) -> None:
+def _tsvd(refs: References, par, val) -> None:
     ks = {}
     try:
         ks["gcv"] = int(estimators.gcv_k(par).value)
@@ -392,7 +368,7 @@ def _tsvd(refs: TopReferences, par, val) -> None:
     if val is not None:
         ks["oracle"] = int(estimators.oracle_k(val).value)
     for how, kv in ks.items():
-        refs.phi[f"tsvd_{how}"] = estimators.filter_factors_tsvd(par.s, kv)
+        refs.filters[f"tsvd_{how}"] = estimators.filter_factors_tsvd(par.s, kv)
         refs.info[f"tsvd_{how}"] = {"k": kv, "chosen_by": how}
 
 
@@ -403,7 +379,7 @@ def oracle_filter_error(proj: estimators.Projection, phi: np.ndarray) -> float:
     return math.sqrt(e2) / proj.target_norm()
 
 
-def _landweber(refs: TopReferences, val) -> None:
+def _landweber(refs: References, val) -> None:
     """Landweber (step 1/σ_1²) with the number of steps of least validation error."""
     s = val.s
     eta = 1.0 / float(s[0]) ** 2
@@ -412,7 +388,7 @@ def _landweber(refs: TopReferences, val) -> None:
         oracle_filter_error(val, estimators.filter_factors_landweber(s, eta, int(t))) for t in grid
     ]
     t = int(grid[int(np.argmin(errs))])
-    refs.phi["landweber_oracle"] = estimators.filter_factors_landweber(s, eta, t)
+    refs.filters["landweber_oracle"] = estimators.filter_factors_landweber(s, eta, t)
     refs.info["landweber_oracle"] = {"eta": eta, "t": t, "chosen_by": "oracle"}
 
 
@@ -487,7 +463,7 @@ def noise_variance(noise, op, top: TopBasis, p, mean_v, samples) -> float | None
     return None
 
 
-def _wiener(refs: TopReferences, op, top: TopBasis, prior, noise, samples) -> None:
+def _wiener(refs: References, op, top: TopBasis, prior, noise, samples) -> None:
     """φ_i = σ_i² p_i / (σ_i² p_i + σ²) with the offset (1 − φ_i) (Vᵀμ)_i."""
     moments = prior_variances(op, top, prior, samples)
     if moments is None:
@@ -505,7 +481,7 @@ def _wiener(refs: TopReferences, op, top: TopBasis, prior, noise, samples) -> No
     num = s * s * p
     den = num + nv
     phi = np.divide(num, den, out=(s > 0).astype(np.float64), where=den > 0)
-    refs.phi["lmmse"] = phi
+    refs.filters["lmmse"] = phi
     refs.offsets["lmmse"] = (1.0 - phi) * mean_v
     refs.info["lmmse"] = {"prior_cov": source, "noise_var": float(nv)}
 
@@ -520,7 +496,7 @@ def _filter_coefficients(phi_k, s_k, Z, offset=None):
     return W if offset is None else W + offset
 
 
-def test_errors(top: TopBasis, test: TopTest, Y_test, X_test, refs: TopReferences, notes: list):
+def test_errors(top: TopBasis, test: TopTest, Y_test, X_test, refs: References, notes: list):
     """(errors on the k directions, errors over all of x): relative test errors of the
     network, C (k directions only) and every reference filter."""
     if test.W_true is None:
@@ -533,7 +509,7 @@ def test_errors(top: TopBasis, test: TopTest, Y_test, X_test, refs: TopReference
         "network": relative_error(test.W_net, test.W_true),
         "surrogate": relative_error(test.W_c, test.W_true),
     }
-    for name, phi in refs.phi.items():
+    for name, phi in refs.filters.items():
         off = refs.offsets.get(name)
         W = _filter_coefficients(phi[:k], top.s, test.Z, None if off is None else off[:k])
         sub[name] = relative_error(W, test.W_true)
@@ -548,14 +524,14 @@ def test_errors(top: TopBasis, test: TopTest, Y_test, X_test, refs: TopReference
     return sub, full
 
 
-def _full_filter_errors(top: TopBasis, Y_test, X_test, refs: TopReferences) -> dict:
+def _full_filter_errors(top: TopBasis, Y_test, X_test, refs: References) -> dict:
     """Errors of the reference filters over all of x, through the full basis in chunks of
     test rows (x̂ = V (diag(φ/σ) Uᵀ y + offset))."""
     n = X_test.shape[1]
     s = top.sigma_all
     gains = {
         name: np.divide(phi, s, out=np.zeros_like(s, dtype=np.float64), where=s > 0)
-        for name, phi in refs.phi.items()
+        for name, phi in refs.filters.items()
     }
     sq = dict.fromkeys(gains, 0.0)
     chunk = max(1, _COEF_BYTES // (16 * n))
@@ -574,20 +550,20 @@ def _full_filter_errors(top: TopBasis, Y_test, X_test, refs: TopReferences) -> d
 # filter factors side by side
 
 
-def filter_comparison(top: TopBasis, fit, refs: TopReferences, Z, W) -> dict:
+def filter_comparison(top: TopBasis, fit, refs: References, Z, W) -> dict:
     """φ (with the standard errors of φ_C), off-diagonal shares, RMS distances to C and the
     closest classical filter, on the k leading directions."""
     k = top.k
     M = fit.C * top.s[None, :]  # G S_k
     diag = np.diag(M).copy()
     off = _offdiag_share(M)
-    phi = {"C": diag, **{name: v[:k] for name, v in refs.phi.items()}}
+    phi = {"C": diag, **{name: v[:k] for name, v in refs.filters.items()}}
     dist = {
         name: float(np.sqrt(np.mean((phi["C"] - v) ** 2))) for name, v in phi.items() if name != "C"
     }
     classical = [name for name in dist if name != "A_inv"]
     closest = min(classical, key=dist.get) if classical else "A_inv"
-    offdiag = {"C": off, **{name: 0.0 for name in refs.phi}}
+    offdiag = {"C": off, **{name: 0.0 for name in refs.filters}}
     stderr = phi_standard_errors(Z, W, fit, top.s)
     return {
         "phi": phi,
@@ -598,11 +574,11 @@ def filter_comparison(top: TopBasis, fit, refs: TopReferences, Z, W) -> dict:
     }
 
 
-def singular_values_k(top: TopBasis, fit, refs: TopReferences) -> dict:
+def singular_values_k(top: TopBasis, fit, refs: References) -> dict:
     """Singular values of G and of the references restricted to the k directions."""
     k = top.k
     out = {"C": np.linalg.svd(fit.C, compute_uv=False)}
-    for name, phi in refs.phi.items():
+    for name, phi in refs.filters.items():
         d = np.abs(_filter_coefficients(phi[:k], top.s, np.ones((1, k)))[0])
         out[name] = np.sort(d)[::-1]
     return out
@@ -809,8 +785,8 @@ def topk_image_arrays(op, top: TopBasis, Y_test, X_test, test: TopTest, refs, cm
         B = top.full.left(Y_test[:k_img])
         s = top.sigma_all
         for name in ("lmmse", refs.best_tikhonov):
-            if name in refs.phi:
-                d = np.divide(refs.phi[name], s, out=np.zeros_like(s), where=s > 0)
+            if name in refs.filters:
+                d = np.divide(refs.filters[name], s, out=np.zeros_like(s), where=s > 0)
                 out[name] = top.full.synth_right(B * d + refs.offsets.get(name, 0.0))
     arrays = {
         f"{images.IMAGE_PREFIX}{name}": np.reshape(v, (k_img, H, W)) for name, v in out.items()

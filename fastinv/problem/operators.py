@@ -54,6 +54,10 @@ __all__ = [
 # --------------------------------------------------------------------------------------
 
 
+#: to_dict computes cond(A) by a full SVD of a dense A up to this size
+_COND_SVD_MAX = 2048
+
+
 class Operator:
     """A forward operator ``A`` (m, n) with its test problem and a cached SVD.
 
@@ -327,18 +331,27 @@ class Operator:
         return float(s[0] / s[-1])
 
     def to_dict(self) -> dict:
-        """JSON-friendly summary: ``{"name", "n", "params", "cond"}`` (cond may be inf), plus
-        ``structure``, ``shape`` and ``image_shape`` for an operator that is not dense."""
+        """JSON-friendly summary: ``{"name", "n", "params", "cond"}`` (cond may be inf; None
+        when it would take a full SVD that was not computed: a dense A above n = 2048 or a
+        matrix-free one), plus ``structure``, ``shape`` and ``image_shape`` for an operator
+        that is not dense."""
         d = {
             "name": self.name,
             "n": self.n,
             "params": to_jsonable(self.params),
-            "cond": self.cond,
+            "cond": self.cond if self._cond_is_cheap() else None,
         }
         if self.structure != "dense" or self.image_shape is not None:
             d.update(structure=self.structure, shape=list(self.shape))
             d["image_shape"] = None if self.image_shape is None else list(self.image_shape)
         return d
+
+    def _cond_is_cheap(self) -> bool:
+        if "svd" in self.__dict__ or "singular_values" in self.__dict__:
+            return True
+        if self.linear_map.exact_svd:
+            return True
+        return self.structure == "dense" and max(self.shape) <= _COND_SVD_MAX
 
     def __repr__(self) -> str:
         return f"Operator(name={self.name!r}, n={self.n}, params={self.params!r})"

@@ -169,7 +169,7 @@ def render_markdown(metrics: dict, verdict: list[str], plots: dict[str, Path], t
         _audit_path_section(metrics.get("audit") or {}),
         _errors_section(metrics),
         _full_errors_section(metrics),
-        _images_section(plots),
+        _images_section(plots, _topk(metrics)),
         _surrogate_section(metrics.get("surrogate", {}), _topk(metrics)),
         _filters_section(metrics.get("filters", {})),
         angles_section(metrics.get("comparison") or {}),
@@ -331,14 +331,18 @@ _IMAGES_TEXT = {
 }
 
 
-def _images_section(plots: dict[str, Path]) -> list[str]:
-    """The figures of an audit on images, with a line of text each (empty without them)."""
+def _images_section(plots: dict[str, Path], k: int | None = None) -> list[str]:
+    """The figures of an audit on images, with a line of text each (empty without them);
+    ``k`` for a top-k audit, whose maps hold only A's k leading directions."""
     shown = [name for name in IMAGE_FIGURES if name in plots]
     if not shown:
         return []
     lines = ["## Images", ""]
     for name in shown:
-        lines += [_IMAGES_TEXT[name], "", f"![{name}]({Path(plots[name]).name})", ""]
+        text = _IMAGES_TEXT[name]
+        if k is not None and name != "images":
+            text += f" Top-k audit: only A's {k} leading directions were audited (blank cells)."
+        lines += [text, "", f"![{name}]({Path(plots[name]).name})", ""]
     return lines
 
 
