@@ -142,6 +142,7 @@ def process_group(env: DistEnv, device) -> Iterator[DistEnv]:
     dist.init_process_group(backend, rank=env.rank, world_size=env.world_size)
     try:
         yield env
+        dist.barrier()  # no rank tears the group down while another still talks to it
     finally:
         dist.destroy_process_group()
 
