@@ -62,3 +62,17 @@ def test_noise_amplification_against_the_tikhonov_gain():
     }
     text = verdict.noise_amplification(_metrics(jacobians=jac))
     assert "1/(2√λ) = 5" in text and "the network's is 1 times that" in text
+
+
+def test_jacobian_spread_names_G_for_the_topk_audit():
+    jac = {
+        "n_probes": 4,
+        "sigma_max_J_max": 2.0,
+        "spread_rel_fro_mean": 0.375,
+        "mean_jacobian_vs_C_rel_fro_data_weighted": 0.218,
+        "mean_jacobian_vs_C_rel_fro": 0.5,
+    }
+    top = verdict.jacobian_spread(_metrics(jacobians=jac, audit={"path": "top-k", "k": 8}))
+    assert "differs from G (V_kᵀ J̄ U_k against G) by 0.218" in top and "Σ_z^½" in top
+    dense = verdict.jacobian_spread(_metrics(jacobians=jac))
+    assert "differs from C by 0.218" in dense and "Σ_y^½" in dense

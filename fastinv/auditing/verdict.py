@@ -278,11 +278,12 @@ def jacobian_spread(m: dict) -> str | None:
     jac = _jacobians(m)
     if jac is None:
         return None
+    c, y = ("C", "y") if _topk(m) is None else ("G (V_kᵀ J̄ U_k against G)", "z")
     return (
         f"Jacobian spread: ‖J(y) − J̄‖_F/‖J̄‖_F is {_fmt(jac['spread_rel_fro_mean'])} on "
-        "average over the probes. The mean Jacobian J̄ differs from C by "
+        f"average over the probes. The mean Jacobian J̄ differs from {c} by "
         f"{_fmt(jac['mean_jacobian_vs_C_rel_fro_data_weighted'])} on the directions the "
-        f"inputs explore (‖(J̄ − C)Σ_y^½‖_F/‖CΣ_y^½‖_F; "
+        f"inputs explore (‖(J̄ − C)Σ_{y}^½‖_F/‖CΣ_{y}^½‖_F; "
         f"{_fmt(jac['mean_jacobian_vs_C_rel_fro'])} unweighted, where C's low-variance "
         "directions are poorly determined); Stein's lemma makes them equal for Gaussian "
         "inputs."
