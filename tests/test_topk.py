@@ -316,3 +316,23 @@ def test_cli_bad_audit_rank_is_one_error_line(rank, needle, tmp_path, monkeypatc
     lines = [x for x in res.output.splitlines() if x.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_memory_plan_covers_what_the_topk_audit_allocates():
+    """tracemalloc's peak of the NumPy allocations of a top-k audit (inputs made before)
+    lies between what it must hold (U_k, V_k and the projected probes and test rows) and
+    topk_bytes, the plan checked before anything is allocated."""
+    import tracemalloc
+
+    op = fastinv.make_operator("blur2d", n=1024, sigma=1.5, boundary="periodic")
+    X, Y = fastinv.generate(op, n_samples=600, prior="grf", noise=0.01, seed=0)
+    Xt, Yt = fastinv.generate(op, n_samples=200, prior="grf", noise=0.01, seed=1)
+    k = 32
+    tracemalloc.start()
+    try:
+        audit(lambda Z: 0.5 * Z, op, probes=Y, test=(Yt, Xt), n_jacobian=0, rank=k)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    must = 2 * 1024 * k * 8 + 2 * (600 + 200) * k * 8
+    assert must <= peak <= topk.topk_bytes(1024, k, 600, 200)
