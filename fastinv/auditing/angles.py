@@ -15,6 +15,7 @@ from fastinv.linalg import spectral
 from fastinv.linalg.stats import relative_error
 
 __all__ = [
+    "weighted_rel_error",
     "ON_DATA_PREFIX",
     "cov_sqrt",
     "on_data_distances",
@@ -37,6 +38,12 @@ def cov_sqrt(Y: np.ndarray) -> np.ndarray:
     n = Y.shape[1]
     w, Q = np.linalg.eigh(np.cov(Y, rowvar=False).reshape(n, n))
     return Q * np.sqrt(np.clip(w, 0, None))
+
+
+def weighted_rel_error(M: np.ndarray, C: np.ndarray, R: np.ndarray) -> float:
+    """‖(M − C) R‖_F / ‖C R‖_F with R = Σ^½ (:func:`cov_sqrt`): the difference of M and C
+    where the inputs vary."""
+    return float(np.linalg.norm((M - C) @ R) / max(np.linalg.norm(C @ R), 1e-300))
 
 
 def weighted_products(C: np.ndarray, refs: dict, R_y: np.ndarray):

@@ -16,7 +16,7 @@ import numpy as np
 
 from fastinv._validation import check_2d, check_finite
 from fastinv.auditing import images
-from fastinv.auditing.angles import ON_DATA_PREFIX, output_angles
+from fastinv.auditing.angles import ON_DATA_PREFIX, output_angles, weighted_rel_error
 from fastinv.auditing.references import References, build_references
 from fastinv.errors import FastinvError
 from fastinv.io import check_memory, to_jsonable
@@ -326,11 +326,6 @@ def jacobian_audit(
         return _jacobians(model, Yj, C, svd, plan, R_y)
 
 
-def _weighted_rel(M, C, R):
-    """‖(M − C) R‖_F / ‖C R‖_F with R = Σ_y^½: the difference where the data vary."""
-    return float(np.linalg.norm((M - C) @ R) / max(np.linalg.norm(C @ R), 1e-300))
-
-
 def _jacobians(model, Yj, C, svd, plan: SpectralPlan, R_y) -> tuple[dict, dict]:
     from fastinv.linalg.jacobians import jacobians
 
@@ -345,7 +340,7 @@ def _jacobians(model, Yj, C, svd, plan: SpectralPlan, R_y) -> tuple[dict, dict]:
         "n_probes": m,
         "mean_jacobian_vs_C_rel_fro": relative_error(Jbar, C),
         # C is pinned down only where the probes vary: weigh by Cov(y)^(1/2)
-        "mean_jacobian_vs_C_rel_fro_data_weighted": _weighted_rel(Jbar, C, R_y),
+        "mean_jacobian_vs_C_rel_fro_data_weighted": weighted_rel_error(Jbar, C, R_y),
         "spread_rel_fro_mean": float(np.mean(spread)),
         "spread_rel_fro_max": float(np.max(spread)),
         "sigma_max_J_median": float(np.median(smax)),

@@ -26,11 +26,12 @@ import numpy as np
 
 from fastinv._validation import check_int
 from fastinv.auditing import images
+from fastinv.auditing.angles import cov_sqrt, weighted_rel_error
 from fastinv.auditing.references import PARAM_ROWS, References
 from fastinv.errors import FastinvError
 from fastinv.io import check_memory
 from fastinv.linalg import estimators
-from fastinv.linalg.spectral import phi_summary
+from fastinv.linalg.spectral import phi_summary, split_filter_matrix
 from fastinv.linalg.stats import relative_error
 
 __all__ = [
@@ -554,9 +555,7 @@ def filter_comparison(top: TopBasis, fit, refs: References, Z, W) -> dict:
     """φ (with the standard errors of φ_C), off-diagonal shares, RMS distances to C and the
     closest classical filter, on the k leading directions."""
     k = top.k
-    M = fit.C * top.s[None, :]  # G S_k
-    diag = np.diag(M).copy()
-    off = _offdiag_share(M)
+    diag, off = split_filter_matrix(fit.C * top.s[None, :])  # G S_k
     phi = {"C": diag, **{name: v[:k] for name, v in refs.filters.items()}}
     dist = {
         name: float(np.sqrt(np.mean((phi["C"] - v) ** 2))) for name, v in phi.items() if name != "C"
@@ -616,23 +615,23 @@ def projected_jacobian_audit(
         smax = sigma_max_per_probe(model, Yj[:n_sigma], notes)
     Jbar = J.mean(0)
     spread = [relative_error(J[i], Jbar, floor=1e-300) for i in range(m)]
-    M = Jbar * top.s[None, :]
-    R_z = _cov_sqrt(Z)
+    phi_J, offdiag_J = split_filter_matrix(Jbar * top.s[None, :])
     out = {
         "n_probes": m,
         "what": "V_kᵀ J(y) U_k on A's k leading directions; σ_max(J) over all of R^n",
         "mean_jacobian_vs_C_rel_fro": relative_error(Jbar, fit.C),
-        "mean_jacobian_vs_C_rel_fro_data_weighted": _weighted_rel(Jbar, fit.C, R_z),
+        # compared where the projected inputs vary (R = Cov(z)^½)
+        "mean_jacobian_vs_C_rel_fro_data_weighted": weighted_rel_error(Jbar, fit.C, cov_sqrt(Z)),
         "spread_rel_fro_mean": float(np.mean(spread)),
         "spread_rel_fro_max": float(np.max(spread)),
         "n_probes_sigma_max": n_sigma,
         "sigma_max_J_median": float(np.median(smax)),
         "sigma_max_J_max": float(np.max(smax)),
         "inverse_sigma_min_A": _inverse_sigma_min(top),
-        "mean_jacobian_offdiag_share": _offdiag_share(M),
+        "mean_jacobian_offdiag_share": offdiag_J,
     }
     out.update(tikhonov_gain(refs))
-    arrays = {"phi_mean_jacobian": np.diag(M).copy(), "jacobian_topk_mean": Jbar}
+    arrays = {"phi_mean_jacobian": phi_J, "jacobian_topk_mean": Jbar}
     return out, arrays
 
 
@@ -668,21 +667,6 @@ def _inverse_sigma_min(top: TopBasis) -> float | None:
     if s is None or s[-1] <= 0:
         return None
     return float(1.0 / s[-1])
-
-
-def _offdiag_share(M: np.ndarray) -> float:
-    return float(np.linalg.norm(M - np.diag(np.diag(M))) / max(np.linalg.norm(M), 1e-300))
-
-
-def _cov_sqrt(Z: np.ndarray) -> np.ndarray:
-    """Cov(z)^½ (k x k, symmetric) of the projected probes."""
-    w, Q = np.linalg.eigh(np.atleast_2d(np.cov(Z, rowvar=False)))
-    return (Q * np.sqrt(np.maximum(w, 0.0))) @ Q.T
-
-
-def _weighted_rel(M, C, R) -> float:
-    """‖(M − C) R‖_F / ‖C R‖_F: the difference where the projected inputs vary."""
-    return float(np.linalg.norm((M - C) @ R) / max(np.linalg.norm(C @ R), 1e-300))
 
 
 # --------------------------------------------------------------------------------------------
@@ -821,12 +805,15 @@ def check_topk_memory(n: int, k: int, n_probes: int, n_test: int) -> None:
     )
 
 
-def check_rank(k, n_fit: int, n: int) -> int:
-    """``k`` checked: 1 <= k <= n, and at most the fitted rows minus one."""
-    k = check_int(k, "audit rank k", lo=1)
-    if k > n:
+def check_rank(
+    k, n_fit: int | None, n: int | None, *, what: str = "audit rank k", integral_float=False
+) -> int:
+    """``k`` checked: a positive integer, at most n and at most the fitted rows minus one
+    (each bound only when it is known: the command line checks k before building anything)."""
+    k = check_int(k, what, lo=1, integral_float=integral_float)
+    if n is not None and k > n:
         raise FastinvError(f"audit rank k must be at most n = {n}, got {k}; choose a smaller k")
-    if k >= n_fit:
+    if n_fit is not None and k >= n_fit:
         raise FastinvError(
             f"audit rank k = {k} needs more than k fitted probe rows, got {n_fit}; give more "
             f"probes (at least {ROWS_PER_DIRECTION * k} for a stable fit) or a smaller k"

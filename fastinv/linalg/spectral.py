@@ -43,6 +43,7 @@ PHI_TOL = 0.1
 DEFAULT_KS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)
 
 __all__ = [
+    "split_filter_matrix",
     "phi_summary",
     "DEFAULT_KS",
     "EIG_NORMALITY_THRESHOLD",
@@ -115,11 +116,16 @@ def filter_factors(M, U, s, Vt) -> tuple[np.ndarray, float]:
     offdiag_share : float
         ‖F − diag(φ)‖_F / ‖F‖_F (0: M is a spectral filter of A; 0 also when F = 0).
     """
-    F = filter_factor_matrix(M, U, s, Vt)
+    return split_filter_matrix(filter_factor_matrix(M, U, s, Vt))
+
+
+def split_filter_matrix(F) -> tuple[np.ndarray, float]:
+    """(φ = diag(F), ‖F − diag(φ)‖_F / ‖F‖_F) of a filter-factor matrix F = Vᵀ M U S (0 also
+    when F = 0); F is left unchanged."""
+    F = np.asarray(F, dtype=np.float64)
     phi = np.diag(F).copy()
     total = float(np.linalg.norm(F))
-    np.fill_diagonal(F, 0.0)
-    off = float(np.linalg.norm(F))
+    off = float(np.linalg.norm(F - np.diag(phi)))
     return phi, (off / total if total > 0 else 0.0)
 
 

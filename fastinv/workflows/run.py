@@ -204,7 +204,6 @@ _INT_FIELDS = (
     ("width", 1),
     ("epochs", 0),
     ("n_jacobian", 0),
-    ("audit_rank", 1),
 )
 
 
@@ -245,10 +244,11 @@ def resolved_width_epochs(cfg: RunConfig, n: int) -> tuple[int, int]:
 
 def check_audit_rank(rank, n) -> int:
     """The audit rank k: a positive integer, at most n when n is known from the arguments."""
-    k = check_int(rank, "audit rank (--audit-rank)", lo=1, integral_float=True)
-    if isinstance(n, int) and not isinstance(n, bool) and k > n:
-        raise FastinvError(f"audit rank k must be at most n = {n}, got {k}; choose a smaller k")
-    return k
+    from fastinv.auditing.topk import check_rank
+
+    known = isinstance(n, int) and not isinstance(n, bool)
+    what = "audit rank (--audit-rank)"  # a config file may hold 4.0
+    return check_rank(rank, None, n if known else None, what=what, integral_float=True)
 
 
 def needs_full_svd(op, rank) -> bool:
