@@ -18,14 +18,15 @@ from fastinv.workflows.memory import check_analyze_memory, default_probe_sizes
 from fastinv.workflows.run import (
     TEST_SEED_OFFSET,
     check_audit_rank,
+    image_prior_params,
     needs_full_svd,
     prepare_out,
+    resolved_prior,
     timings_block,
 )
 
 __all__ = [
     "DEFAULT_NOISE",
-    "DEFAULT_PRIOR",
     "AnalyzeConfig",
     "ProbeData",
     "analyze_model",
@@ -33,8 +34,6 @@ __all__ = [
 ]
 
 #: the generated probes' prior and noise level when none is given
-#: the prior of generated probes for a 1-D operator ("grf" for an operator on images)
-DEFAULT_PRIOR = "smooth"
 DEFAULT_NOISE = 0.01
 #: settings that only describe generated probes (not used with the user's own)
 GENERATED_ONLY = ("prior", "prior_params", "samples")
@@ -166,8 +165,9 @@ def analyze_model(
 ) -> dict:
     """Audit the user's own model against their operator (`fastinv analyze`).
 
-    Without ``probes_path`` the probes and test pairs are generated from ``prior``
-    (default :data:`DEFAULT_PRIOR`) and ``noise`` (default :data:`DEFAULT_NOISE`, relative).
+    Without ``probes_path`` the probes and test pairs are generated from ``prior`` (default
+    :func:`~fastinv.workflows.run.resolved_prior`: grf for images, else smooth) and ``noise``
+    (default :data:`DEFAULT_NOISE`, relative).
     With it, the surrogate is fitted on the user's probes, and the test set is
     ``test_probes_path`` (with ``test_truth_path``'s targets, if given) or else the same
     probes (with ``truth_path``'s targets, if given). With a separate test set and
@@ -359,10 +359,9 @@ def _generated_probes(cfg: AnalyzeConfig, op) -> ProbeData:
     from fastinv.problem.data import generate
     from fastinv.problem.priors import make_prior
 
-    cfg.prior = cfg.prior or ("grf" if op.image_shape is not None else DEFAULT_PRIOR)
-    if cfg.prior in ("grf", "shapes") and op.image_shape is not None:
-        cfg.prior_params = {"image_shape": op.image_shape, **(cfg.prior_params or {})}
-    pr = make_prior(cfg.prior, op.n, **(cfg.prior_params or {}))
+    cfg.prior = resolved_prior(cfg.prior, op)
+    cfg.prior_params = image_prior_params(cfg.prior, cfg.prior_params, op)
+    pr = make_prior(cfg.prior, op.n, **cfg.prior_params)
     gen = dict(
         prior=cfg.prior, prior_params=cfg.prior_params, noise=cfg.noise, noise_type=cfg.noise_type
     )

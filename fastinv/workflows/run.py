@@ -24,6 +24,8 @@ from fastinv.workflows.memory import (
 )
 
 __all__ = [
+    "image_prior_params",
+    "resolved_prior",
     "check_audit_rank",
     "needs_full_svd",
     "LARGE_N",
@@ -419,8 +421,8 @@ def _generate_data(cfg: RunConfig, op, rep: Reporter, rows=None) -> RunData:
     from fastinv.problem.priors import make_prior
 
     n_test, n_probe = sample_sizes(cfg, op.n)
-    name = resolved_prior(cfg, op)
-    prior = make_prior(name, op.n, **_image_prior_params(cfg, op, name))
+    name = resolved_prior(cfg.prior, op)
+    prior = make_prior(name, op.n, **image_prior_params(name, cfg.prior_params, op, cfg.data))
     gen = {**cfg.generation(), "prior": prior, "prior_params": None}
     if rows is not None:
         X, Y = generate(op, n_samples=rows[1] - rows[0], seed=cfg.seed, start=rows[0], **gen)
@@ -438,27 +440,27 @@ def _generate_data(cfg: RunConfig, op, rep: Reporter, rows=None) -> RunData:
     return RunData(X, Y, X_test, Y_test, X_probe, Y_probe, prior)
 
 
-def resolved_prior(cfg: RunConfig, op) -> str:
-    """The prior's name: the config's, else "grf" (a 2-D random field) for an operator on
-    images and "smooth" for a 1-D one."""
-    if cfg.prior is not None:
-        return cfg.prior
+def resolved_prior(prior: str | None, op) -> str:
+    """The prior's name: ``prior``, else "grf" (a 2-D random field) for an operator on images
+    and "smooth" for a 1-D one (the default of `fastinv run` and `fastinv analyze`)."""
+    if prior is not None:
+        return prior
     return "grf" if getattr(op, "image_shape", None) is not None else "smooth"
 
 
-def _image_prior_params(cfg: RunConfig, op, name: str) -> dict:
+def image_prior_params(name: str, params: dict | None, op, data=None) -> dict:
     """The prior's parameters, with the operator's image shape and the ``data`` file added
-    for the image priors (grf, shapes, images) when the config does not set them."""
+    for the image priors (grf, shapes, images) when ``params`` does not set them."""
     from fastinv.problem.image_priors import IMAGE_PRIORS
 
-    params = dict(cfg.prior_params)
+    params = dict(params or {})
     if name not in IMAGE_PRIORS:
         return params
     shape = getattr(op, "image_shape", None)
     if shape is not None and "image_shape" not in params and "shape" not in params:
         params["image_shape"] = tuple(shape)
-    if name == "images" and cfg.data is not None:
-        params.setdefault("images", cfg.data)
+    if name == "images" and data is not None:
+        params.setdefault("images", data)
     return params
 
 
