@@ -58,6 +58,7 @@ __all__ = [
     "topk_references",
     "check_rank",
     "check_topk_memory",
+    "chunks_through",
     "topk_bytes",
     "noise_variance",
     "oracle_filter_error",
@@ -191,22 +192,28 @@ def _checked_outputs(Xc, shape, what: str) -> np.ndarray:
     return Xc
 
 
+def chunks_through(f, Y, *, what: str, chunk: int | None = None, progress=None):
+    """Yield ``(lo, hi, Y[lo:hi], f(Y[lo:hi]))`` chunk by chunk (float64, the outputs'
+    shape and finiteness checked); ``progress`` is called with the rows done after each."""
+    N, n = Y.shape
+    chunk = chunk or _chunk_rows(n, N)
+    for lo in range(0, N, chunk):
+        hi = min(N, lo + chunk)
+        Yc = np.asarray(Y[lo:hi], dtype=np.float64)
+        yield lo, hi, Yc, _checked_outputs(f(Yc), Yc.shape, what)
+        if progress is not None:
+            progress(hi - lo)
+
+
 def project_probes(f, Y, top: TopBasis, *, chunk: int | None = None, progress=None):
     """(Z, W): the probes' coefficients Y U_k and the network's outputs' f(Y) V_k, (N, k)
     each, computed chunk by chunk (the (N, n) outputs are never held whole); ``progress``
     is called with the number of rows done after each chunk."""
-    N, n = Y.shape
-    chunk = chunk or _chunk_rows(n, N)
-    Z = np.empty((N, top.k))
-    W = np.empty((N, top.k))
-    for lo in range(0, N, chunk):
-        hi = min(N, lo + chunk)
-        Yc = np.asarray(Y[lo:hi], dtype=np.float64)
-        Xc = _checked_outputs(f(Yc), Yc.shape, "probes")
+    Z = np.empty((Y.shape[0], top.k))
+    W = np.empty((Y.shape[0], top.k))
+    for lo, hi, Yc, Xc in chunks_through(f, Y, what="probes", chunk=chunk, progress=progress):
         Z[lo:hi] = Yc @ top.U
         W[lo:hi] = Xc @ top.Vt.T
-        if progress is not None:
-            progress(hi - lo)
     return Z, W
 
 
@@ -266,15 +273,9 @@ class TopTest:
 
 def network_outputs(f, Y, *, what: str, chunk=None, progress=None) -> np.ndarray:
     """f(Y) (N, n) float64, chunk by chunk (``progress`` called with the rows done)."""
-    N, n = Y.shape
-    chunk = chunk or _chunk_rows(n, N)
-    out = np.empty((N, n))
-    for lo in range(0, N, chunk):
-        hi = min(N, lo + chunk)
-        Yc = np.asarray(Y[lo:hi], dtype=np.float64)
-        out[lo:hi] = _checked_outputs(f(Yc), Yc.shape, what)
-        if progress is not None:
-            progress(hi - lo)
+    out = np.empty(Y.shape)
+    for lo, hi, _, Xc in chunks_through(f, Y, what=what, chunk=chunk, progress=progress):
+        out[lo:hi] = Xc
     return out
 
 
