@@ -182,12 +182,6 @@ def fitted_rows(n_probes: int) -> int:
     return n_probes if n_probes < 50 else n_probes - int(round(0.2 * n_probes))
 
 
-def dense_audit_bytes(n: int, rows: int) -> int:
-    """Memory of the dense audit: about 32 n x n float64 matrices alive at once, and a copy
-    of the inputs."""
-    return 8 * n * n * 32 + 8 * n * 2 * rows
-
-
 def choose_path(n: int, n_probes: int, n_test: int, *, rank=None, path: str = "auto") -> AuditPath:
     """The dense audit when it fits in memory and N_fit >= n + 1 identifies the full C; else
     the top-k audit (``rank`` or what the fitted rows support). ``rank`` or ``path="top-k"``
@@ -198,7 +192,7 @@ def choose_path(n: int, n_probes: int, n_test: int, *, rank=None, path: str = "a
         k = topk.default_rank(n_fit, n) if rank is None else topk.check_rank(rank, n_fit, n)
         why = "an audit rank was given" if rank is not None else "the top-k audit was asked for"
         return AuditPath("top-k", k, why, n_fit, n)
-    need = dense_audit_bytes(n, n_probes + n_test)
+    need = sections.dense_audit_bytes(n, n_probes + n_test)
     avail = io.available_memory()
     if path == "dense":
         sections.check_audit_memory(n, n_probes + n_test)

@@ -14,6 +14,7 @@ from functools import partial
 
 import numpy as np
 
+from fastinv import io
 from fastinv._validation import check_2d, check_finite
 from fastinv.auditing import images
 from fastinv.auditing.angles import ON_DATA_PREFIX, output_angles, weighted_rel_error
@@ -33,6 +34,8 @@ __all__ = [
     "audit_metrics",
     "check_audit_memory",
     "check_inputs",
+    "dense_audit_bytes",
+    "dense_audit_fits",
     "errors_on_test",
     "fit_affine_surrogate",
     "image_findings",
@@ -112,11 +115,24 @@ def is_zero_operator(op) -> bool:
     return not np.any(op.apply(x))
 
 
+def dense_audit_bytes(n: int, rows: int) -> int:
+    """Memory of the dense audit: about 32 n x n float64 matrices alive at once, and a copy
+    of the inputs."""
+    return 8 * n * n * 32 + 8 * n * 2 * rows
+
+
+def dense_audit_fits(n: int, rows: int) -> bool:
+    """Whether the dense audit (:func:`dense_audit_bytes`) fits in the memory available now
+    (True when it cannot be told)."""
+    avail = io.available_memory()
+    return avail is None or dense_audit_bytes(n, rows) <= avail
+
+
 def check_audit_memory(n: int, rows: int) -> None:
     """Refuse an audit whose n x n matrices (about 32 alive at once) and a copy of the
     inputs will not fit in the memory available now."""
     check_memory(
-        8 * n * n * 32 + 8 * n * 2 * rows,
+        dense_audit_bytes(n, rows),
         f"auditing at n = {n}",
         suggestion="free memory or audit at a smaller n",
         fraction=1.0,

@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 
-from fastinv import io
 from fastinv.io import check_memory
 from fastinv.problem.files import LOADABLE_SUFFIXES
 
@@ -40,7 +39,6 @@ __all__ = [
     "check_run_memory",
     "check_sweep_memory",
     "default_probe_sizes",
-    "dense_audit_fits",
     "topk_probes",
     "experiment_bytes",
     "operator_bytes",
@@ -142,15 +140,6 @@ def file_rows(path) -> int:
 # the estimates
 
 
-def dense_audit_fits(n: int, rows: int) -> bool:
-    """Whether the dense audit's n x n matrices fit in the memory available now (the rule of
-    :func:`fastinv.auditing.core.choose_path`)."""
-    from fastinv.auditing.core import dense_audit_bytes
-
-    avail = io.available_memory()
-    return avail is None or dense_audit_bytes(n, rows) <= avail
-
-
 def topk_probes(rank: int | None = None) -> int:
     """Default probes for the top-k audit: enough fitted rows (80 %) for 8 per direction of
     k = ``rank`` (default the cap, 256), and at least 2000."""
@@ -165,6 +154,8 @@ def default_probe_sizes(n: int, *, rank: int | None = None) -> tuple[int, int]:
     :func:`topk_probes` and 1000 for the top-k audit (``rank`` given, or the dense audit
     will not fit)."""
     dense = (max(2000, 4 * n), max(1000, 2 * n))
+    from fastinv.auditing.sections import dense_audit_fits
+
     if rank is None and dense_audit_fits(n, sum(dense)):
         return dense
     return topk_probes(rank), 1000
@@ -191,6 +182,8 @@ def experiment_bytes(
     will not fit: :func:`fastinv.auditing.topk.topk_bytes` and the k x k Jacobians) and the
     interpreter."""
     data = 8 * n * 2 * rows
+    from fastinv.auditing.sections import dense_audit_fits
+
     if rank is None and dense_audit_fits(n, rows):
         return int(data + 8 * n * n * (_AUDIT_MATRICES + n_jacobian) + BASE_BYTES)
     from fastinv.auditing.topk import RANK_CAP, topk_bytes
