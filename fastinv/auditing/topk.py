@@ -376,7 +376,7 @@ def _tsvd(refs: References, par, val) -> None:
 
 def oracle_filter_error(proj: estimators.Projection, phi: np.ndarray) -> float:
     """‖X̂ − X‖_F/‖X‖_F of x̂ = V diag(φ/σ) Uᵀ y on the projected pairs."""
-    d = np.divide(phi, proj.s, out=np.zeros_like(phi, dtype=np.float64), where=proj.s > 0)
+    d = estimators.spectral_gains(phi, proj.s)
     e2 = float(np.sum((proj.B * d - proj.G) ** 2)) + proj.perp_x
     return math.sqrt(e2) / proj.target_norm()
 
@@ -493,8 +493,7 @@ def _wiener(refs: References, op, top: TopBasis, prior, noise, samples) -> None:
 
 
 def _filter_coefficients(phi_k, s_k, Z, offset=None):
-    d = np.divide(phi_k, s_k, out=np.zeros_like(phi_k, dtype=np.float64), where=s_k > 0)
-    W = Z * d
+    W = Z * estimators.spectral_gains(phi_k, s_k)
     return W if offset is None else W + offset
 
 
@@ -531,10 +530,7 @@ def _full_filter_errors(top: TopBasis, Y_test, X_test, refs: References) -> dict
     test rows (x̂ = V (diag(φ/σ) Uᵀ y + offset))."""
     n = X_test.shape[1]
     s = top.sigma_all
-    gains = {
-        name: np.divide(phi, s, out=np.zeros_like(s, dtype=np.float64), where=s > 0)
-        for name, phi in refs.filters.items()
-    }
+    gains = {name: estimators.spectral_gains(phi, s) for name, phi in refs.filters.items()}
     sq = dict.fromkeys(gains, 0.0)
     chunk = max(1, _COEF_BYTES // (16 * n))
     for lo in range(0, X_test.shape[0], chunk):
@@ -579,7 +575,7 @@ def singular_values_k(top: TopBasis, fit, refs: References) -> dict:
     k = top.k
     out = {"C": np.linalg.svd(fit.C, compute_uv=False)}
     for name, phi in refs.filters.items():
-        d = np.abs(_filter_coefficients(phi[:k], top.s, np.ones((1, k)))[0])
+        d = np.abs(estimators.spectral_gains(phi[:k], top.s))
         out[name] = np.sort(d)[::-1]
     return out
 
@@ -771,7 +767,7 @@ def topk_image_arrays(op, top: TopBasis, Y_test, X_test, test: TopTest, refs, cm
         s = top.sigma_all
         for name in ("lmmse", refs.best_tikhonov):
             if name in refs.filters:
-                d = np.divide(refs.filters[name], s, out=np.zeros_like(s), where=s > 0)
+                d = estimators.spectral_gains(refs.filters[name], s)
                 out[name] = top.full.synth_right(B * d + refs.offsets.get(name, 0.0))
     arrays = {
         f"{images.IMAGE_PREFIX}{name}": np.reshape(v, (k_img, H, W)) for name, v in out.items()

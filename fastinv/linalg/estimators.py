@@ -59,6 +59,7 @@ __all__ = [
     "filter_factors_tikhonov",
     "filter_factors_tsvd",
     "filter_factors_landweber",
+    "spectral_gains",
     "gcv_lambda",
     "lcurve_lambda",
     "oracle_lambda",
@@ -213,6 +214,12 @@ def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """num / den where den > 0, else 0 (the convention for σ = 0 directions)."""
     num, den = np.broadcast_arrays(np.asarray(num, float), np.asarray(den, float))
     return np.divide(num, den, out=np.zeros(num.shape), where=den > 0)
+
+
+def spectral_gains(phi, s) -> np.ndarray:
+    """d = φ / σ (0 where σ = 0): the gains of the spectral filter x̂ = V diag(d) Uᵀ y with
+    filter factors φ."""
+    return _safe_div(phi, s)
 
 
 def _apply(U: np.ndarray, d: np.ndarray, Vt: np.ndarray, dtype) -> np.ndarray:
