@@ -75,6 +75,25 @@ def test_the_physics_is_the_blur_it_says(ex, A):
     np.testing.assert_allclose(At, Y @ A, atol=1e-14)
 
 
+def test_the_physics_is_applied_by_torch_and_differentiable(ex, A):
+    """as_operator(physics) computes on tensors with the physics itself: equal to the
+    independent A, in the tensor's dtype, with gradients (x -> A x has ∂⟨w, A x⟩/∂x = Aᵀ w)."""
+    from fastinv.problem.operators import as_operator
+
+    op = as_operator(ex.make_physics())
+    assert op.torch_native
+    rng = np.random.default_rng(2)
+    x = torch.tensor(rng.standard_normal((3, N)), requires_grad=True)
+    w = rng.standard_normal((3, N))
+    out = op.apply(x)
+    np.testing.assert_allclose(out.detach().numpy(), x.detach().numpy() @ A.T, atol=1e-13)
+    (out * torch.from_numpy(w)).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), w @ A, atol=1e-13)
+    y32 = op.adjoint(torch.from_numpy(w).float())
+    assert y32.dtype == torch.float32
+    np.testing.assert_allclose(y32.double().numpy(), w @ A, atol=1e-5)
+
+
 def readme_command() -> list[str]:
     """The README's deepinv command (``cd docs/examples && fastinv analyze ...``), as argv
     after ``fastinv``."""

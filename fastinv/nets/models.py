@@ -186,14 +186,21 @@ class ImageCNN(nn.Module):
     zero, so at initialisation the network is exactly the back-projection.
     """
 
-    def __init__(self, body: nn.Sequential, image_shape, backprojection: torch.Tensor | None):
+    def __init__(self, body: nn.Sequential, image_shape, backprojection):
         super().__init__()
         self.image_shape = tuple(int(d) for d in image_shape)  # (C, H, W)
         self.body = body
-        self.register_buffer("backprojection", backprojection)
+        if isinstance(backprojection, torch.Tensor) or backprojection is None:
+            self.register_buffer("backprojection", backprojection)
+            self.operator = None
+        else:  # an operator with a torch path: Aᵀ y matrix-free, nothing stored
+            self.register_buffer("backprojection", None)
+            self.operator = backprojection
 
     def back_project(self, y: torch.Tensor) -> torch.Tensor:
         """``B y`` for each row of y (y itself without a back-projection)."""
+        if self.operator is not None:
+            return self.operator.adjoint(y)
         if self.backprojection is None:
             return y
         return nn.functional.linear(y, self.backprojection)
@@ -244,6 +251,39 @@ def _image_shape_for(image_shape, backprojection, n_out: int) -> tuple[int, int,
     return shape
 
 
+def _matrix_free(backprojection) -> bool:
+    """Apply Aᵀ through the operator rather than as a stored matrix: an operator whose
+    products are torch code (``torch_native``) and that is not a plain dense matrix."""
+    return bool(getattr(backprojection, "torch_native", False)) and (
+        getattr(backprojection, "structure", "dense") != "dense"
+    )
+
+
+def _operator_record(op, n: int, n_out: int) -> dict:
+    """What rebuilds a matrix-free back-projection: the catalogue name, n and parameters."""
+    if tuple(op.shape) != (n, n_out):
+        raise FastinvError(
+            f"the operator A of shape {tuple(op.shape)} does not map x ({n_out} entries) to y "
+            f"({n} entries); the back-projection must be A of shape ({n}, {n_out}) or Aᵀ"
+        )
+    return {"operator": op.name, "n": int(op.n), "params": dict(op.params)}
+
+
+def _operator_from_record(rec: dict):
+    """The operator of :func:`_operator_record` (catalogue operators only)."""
+    from fastinv.problem.catalogue import CATALOGUE
+    from fastinv.problem.operators import make_operator
+
+    name = rec.get("operator")
+    if name not in CATALOGUE:
+        raise FastinvError(
+            f"this CNN's back-projection is the operator {name!r}, which is not in fastinv's "
+            "catalogue and cannot be rebuilt from a file; rebuild the network with "
+            "make_model('cnn', ..., backprojection=your_operator) and load its state_dict"
+        )
+    return make_operator(name, rec["n"], **rec.get("params", {}))
+
+
 def _backprojection_matrix(backprojection, n: int, n_out: int) -> np.ndarray | None:
     """The back-projection as an (n_out, n) float64 matrix: Aᵀ of an operator A (anything
     with ``to_dense()``), or the matrix given; None (work on y) needs n = n_out."""
@@ -271,9 +311,10 @@ def _backprojection_matrix(backprojection, n: int, n_out: int) -> np.ndarray | N
 
 
 def _build_cnn(n, n_out, width, depth, activation, bias, init, dtype, gen, *, image_shape, B):
-    """``"cnn"``: :class:`ImageCNN` with the back-projection ``B`` (an array or None)."""
+    """``"cnn"``: :class:`ImageCNN` with the back-projection ``B`` (an array, an operator
+    applied matrix-free, or None)."""
     body = _cnn_body(image_shape[0], width, depth, activation, bias, init, dtype, gen)
-    bp = None if B is None else torch.as_tensor(B, dtype=dtype).clone()
+    bp = B if B is None or _matrix_free(B) else torch.as_tensor(B, dtype=dtype).clone()
     return ImageCNN(body, image_shape, bp)
 
 
@@ -381,10 +422,14 @@ def make_model(
         ``"cnn"`` only (ignored otherwise): the image shape of x (C·H·W = n_out); default the
         ``backprojection`` operator's ``image_shape``.
     backprojection : array of shape (n_out, n), or an operator A of shape (n, n_out), optional
-        ``"cnn"`` only: the fixed map B applied before the CNN, usually Aᵀ (the adjoint of
-        an operator, e.g. fastinv's ``Operator``, made dense with its ``to_dense()``). Stored
-        as a buffer (saved with the weights, never trained). None: the CNN works on y
-        itself (needs n = n_out).
+        ``"cnn"`` only: the fixed map B applied before the CNN, usually Aᵀ. A fastinv
+        ``Operator`` whose products are torch code (``op.torch_native``: FFT, DCT, zero
+        boundary, Kronecker, diagonal, a deepinv physics) is applied matrix-free through
+        ``op.adjoint`` (differentiable, on the model's device; nothing n × n is stored, and a
+        saved model records the catalogue name and parameters to rebuild it). Any other
+        operator is made dense with its ``to_dense()``, and a matrix is used as given: stored
+        as a buffer (saved with the weights, never trained). None: the CNN works on y itself
+        (needs n = n_out).
 
     Returns
     -------
@@ -407,13 +452,19 @@ def make_model(
     gen.manual_seed(seed)
     spec = {"model": model, "n": n, "n_out": n_out}
     if model == "cnn":
+        if isinstance(backprojection, dict):  # a saved model's matrix-free operator
+            backprojection = _operator_from_record(backprojection)
         shape = _image_shape_for(image_shape, backprojection, n_out)
-        B = _backprojection_matrix(backprojection, n, n_out)
+        if _matrix_free(backprojection):
+            B, record = backprojection, _operator_record(backprojection, n, n_out)
+        else:
+            B = _backprojection_matrix(backprojection, n, n_out)
+            record = B is not None
         width = CNN_WIDTH if width is None else width
         args = (n, n_out, width, depth, activation, bool(bias), init, tdtype, gen)
         net = _build_cnn(*args, image_shape=shape, B=B)
         spec["image_shape"] = list(shape[1:] if shape[0] == 1 else shape)
-        spec["backprojection"] = B is not None
+        spec["backprojection"] = record
     elif backprojection is not None:
         raise FastinvError(
             f"backprojection is used by model 'cnn' only, not {model!r}; drop it or choose "
@@ -476,7 +527,10 @@ def build_model(spec: dict, *, device: str | torch.device | None = None) -> nn.M
     spec = dict(spec)
     name = spec.pop("model", "mlp")
     n = spec.pop("n", None)
-    if spec.pop("backprojection", False):  # a placeholder: the state_dict holds the matrix
+    bp = spec.pop("backprojection", False)
+    if isinstance(bp, dict):  # a matrix-free operator: rebuilt from its catalogue record
+        spec["backprojection"] = bp
+    elif bp:  # a placeholder: the state_dict holds the matrix
         spec["backprojection"] = np.zeros((spec.get("n_out") or n, n))
     return make_model(name, n, device=device, **spec)
 

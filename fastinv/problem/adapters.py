@@ -117,6 +117,22 @@ def _physics_image_shape(physics, image_shape) -> tuple[int, int, int]:
 def _physics_dtype(physics):
     import torch
 
+    tensors = _physics_tensors(physics)
+    return tensors[0].dtype if tensors else torch.get_default_dtype()
+
+
+def _physics_device(physics):
+    import torch
+
+    tensors = _physics_tensors(physics)
+    return tensors[0].device if tensors else torch.device("cpu")
+
+
+def _physics_tensors(physics) -> list:
+    """The physics' floating-point tensors that describe it (public buffers, parameters and
+    attributes)."""
+    import torch
+
     tensors = []
     for attr in ("named_buffers", "named_parameters"):
         f = getattr(physics, attr, None)
@@ -129,7 +145,7 @@ def _physics_dtype(physics):
     # a physics that is not an nn.Module: the tensors among its attributes
     attrs = getattr(physics, "__dict__", {}).values()
     tensors += [t for t in attrs if isinstance(t, torch.Tensor) and t.is_floating_point()]
-    return tensors[0].dtype if tensors else torch.get_default_dtype()
+    return tensors
 
 
 def _noise_sigma(physics) -> float | None:
@@ -155,11 +171,19 @@ def _physics(physics, image_shape) -> tuple[FuncMap, dict]:
             t = torch.as_tensor(np.ascontiguousarray(X), dtype=dt).reshape(X.shape[0], *shape)
             return f(t).reshape(X.shape[0], -1).to(torch.float64).cpu().numpy()
 
+    dev = _physics_device(physics)
+
+    def torch_call(X, adjoint):  # differentiable: the physics is torch code
+        f, shape = (physics.A_adjoint, out_shape) if adjoint else (physics.A, (C, H, W))
+        t = X.to(device=dev, dtype=dt).reshape(X.shape[0], *shape)
+        return f(t).reshape(X.shape[0], -1).to(device=X.device, dtype=X.dtype)
+
     lm = FuncMap(
         lambda X: call(physics.A, X, (C, H, W)),
         lambda Y: call(physics.A_adjoint, Y, out_shape),
         (m, n),
         (H, W) if C == 1 else (C, H, W),
+        torch_rows=torch_call,
     )
     lm.physics = physics  # kept for models called as model(y, physics) (nets.loading.physics_of)
     info = {"kind": "deepinv physics", "dtype": str(dt).replace("torch.", "")}

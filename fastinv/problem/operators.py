@@ -228,18 +228,25 @@ class Operator:
         out = np.asarray(out, dtype=dt)
         return out[0] if arr.ndim == 1 else out
 
+    @property
+    def torch_native(self) -> bool:
+        """True when :meth:`apply` and :meth:`adjoint` compute torch tensors with torch on
+        their device (dense, FFT, DCT, zero-boundary, Kronecker and diagonal maps; a deepinv
+        physics), so the products are differentiable; False where they go through NumPy."""
+        return self.linear_map.has_torch
+
     def _torch_rows(self, X, adjoint: bool):
-        """torch: dense products on X's device (differentiable); structured maps through
-        NumPy on the CPU (not differentiable), returned on X's device in X's dtype."""
+        """torch: the linear map's own torch path on X's device (differentiable) where it has
+        one, else NumPy on the CPU (not differentiable); X's dtype kept (float64 for others)."""
         import torch
 
         dt = X.dtype if X.dtype in (torch.float32, torch.float64) else torch.float64
-        if self.structure == "dense":
-            A = torch.as_tensor(self.A, dtype=dt, device=X.device)
-            Xd = X.to(dt)
-            return Xd @ A if adjoint else Xd @ A.T
-        out = self._rows(to_numpy(X).astype(np.float64), adjoint=adjoint)
-        return torch.as_tensor(out, dtype=dt, device=X.device)
+        rows = X.to(dt).reshape(1, -1) if X.ndim == 1 else X.to(dt)
+        out = self.linear_map.torch_rows(rows, adjoint)
+        if out is None:
+            out = self._rows(to_numpy(rows).astype(np.float64), adjoint=adjoint)
+            out = torch.as_tensor(out, dtype=dt, device=X.device)
+        return out[0] if X.ndim == 1 else out
 
     # spectra --------------------------------------------------------------------------
     @functools.cached_property

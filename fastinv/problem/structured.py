@@ -115,6 +115,34 @@ class LinearMap:
         """``Y A`` for Y of shape (b, m)."""
         raise NotImplementedError
 
+    def torch_rows(self, X, adjoint: bool):
+        """``X Aᵀ`` (``X A`` when ``adjoint``) for a torch tensor X (b, n) (or (b, m)) of
+        float32 or float64, computed by torch on X's device in X's dtype, so differentiable
+        (autograd and forward mode); None where the map has no torch path (the caller then
+        goes through NumPy on the CPU)."""
+        return None
+
+    @property
+    def has_torch(self) -> bool:
+        """True when :meth:`torch_rows` computes (it is overridden)."""
+        return type(self).torch_rows is not LinearMap.torch_rows
+
+    def _torch_const(self, key, make, like):
+        """A torch copy of the NumPy constant ``make()`` on ``like``'s device, real in
+        ``like``'s dtype or complex of its precision; made once per (key, device, dtype)."""
+        import torch
+
+        cache = self.__dict__.setdefault("_torch_consts", {})
+        ck = (key, like.device, like.dtype)
+        if ck not in cache:
+            a = np.asarray(make())
+            if np.iscomplexobj(a):
+                dt = torch.complex64 if like.dtype == torch.float32 else torch.complex128
+            else:
+                dt = like.dtype
+            cache[ck] = torch.as_tensor(a).to(device=like.device, dtype=dt)
+        return cache[ck]
+
     def to_dense(self, *, block: int = 256) -> np.ndarray:
         """A as a dense (m, n) float64 array, from ``A = (I Aᵀ)ᵀ`` in blocks of rows of I."""
         m, n = self.shape
@@ -170,6 +198,10 @@ class DenseMap(LinearMap):
     def rmatmat_rows(self, Y):
         return Y @ self.A
 
+    def torch_rows(self, X, adjoint):
+        A = self._torch_const("A", lambda: self.A, X)
+        return X @ A if adjoint else X @ A.T
+
     def to_dense(self, *, block: int = 256):
         return self.A
 
@@ -198,12 +230,32 @@ class SparseMap(LinearMap):
 class FuncMap(LinearMap):
     """Row-batch callables ``matmat_rows(X) = X Aᵀ`` and ``rmatmat_rows(Y) = Y A``."""
 
-    def __init__(self, matmat_rows, rmatmat_rows, shape, image_shape=None, structure=None):
+    def __init__(
+        self, matmat_rows, rmatmat_rows, shape, image_shape=None, structure=None, *, torch_rows=None
+    ):
         super().__init__(shape, image_shape)
         self._mv = matmat_rows
         self._rmv = rmatmat_rows
+        self._torch = torch_rows
         if structure is not None:
             self.structure = structure
+
+    @property
+    def has_torch(self) -> bool:
+        return self._torch is not None
+
+    def torch_rows(self, X, adjoint):
+        """``torch_rows(X, adjoint)`` as given (None without one)."""
+        if self._torch is None:
+            return None
+        out = self._torch(X, adjoint)
+        n_out = self.shape[1] if adjoint else self.shape[0]
+        if tuple(out.shape) != (X.shape[0], n_out):
+            raise FastinvError(
+                f"{'the adjoint of A' if adjoint else 'A'} returned shape {tuple(out.shape)} "
+                f"for {X.shape[0]} input(s); expected ({X.shape[0]}, {n_out})"
+            )
+        return out
 
     def matmat_rows(self, X):
         return self._call(self._mv, X, self.shape[0], "A")
@@ -260,6 +312,15 @@ class PeriodicConvolution(LinearMap):
 
     def rmatmat_rows(self, Y):
         return self._conv(Y, np.conj(self._lam_r))
+
+    def torch_rows(self, X, adjoint):
+        import torch
+
+        lam = self._torch_const(
+            ("lam_r", adjoint), lambda: np.conj(self._lam_r) if adjoint else self._lam_r, X
+        )
+        Z = torch.fft.rfft2(X.reshape(X.shape[0], *self.grid))
+        return torch.fft.irfft2(Z * lam, s=self.grid).reshape(X.shape[0], -1)
 
     def _modes(self):
         """Frequencies (k1, k2) and kinds: 0 cosine, 1 sine (conjugate pairs), 2 self-conjugate."""
@@ -332,6 +393,7 @@ class ReflectiveConvolution(LinearMap):
         dc = np.arange(-rW, rW + 1) % (2 * W)
         np.add.at(wrapped, (dr[:, None], dc[None, :]), psf)
         self.lam = np.fft.fft2(wrapped).real[:H, :W].copy()
+        self._wrapped_r = np.fft.rfft2(wrapped)
 
     def _apply(self, X):
         import scipy.fft
@@ -345,6 +407,20 @@ class ReflectiveConvolution(LinearMap):
 
     def rmatmat_rows(self, Y):
         return self._apply(Y)  # A is symmetric
+
+    def torch_rows(self, X, adjoint):
+        """torch has no DCT: the circular convolution of the half-sample symmetric extension
+        (2H × 2W, period 2H and 2W) with the PSF wrapped on that torus, cropped to H × W, is
+        the reflective convolution (every offset reaches at most one reflection, rH < H)."""
+        import torch
+
+        H, W = self.grid
+        img = X.reshape(X.shape[0], H, W)
+        ext = torch.cat([img, img.flip(1)], dim=1)
+        ext = torch.cat([ext, ext.flip(2)], dim=2)
+        lam = self._torch_const("wrapped_r", lambda: self._wrapped_r, X)
+        out = torch.fft.irfft2(torch.fft.rfft2(ext) * lam, s=(2 * H, 2 * W))
+        return out[:, :H, :W].reshape(X.shape[0], -1)
 
     def sigma_items(self):
         return np.abs(self.lam.ravel())
@@ -389,6 +465,20 @@ class ZeroConvolution(LinearMap):
 
     def rmatmat_rows(self, Y):
         return self._conv(Y, self.psf[::-1, ::-1])
+
+    def torch_rows(self, X, adjoint):
+        """Linear convolution by FFT on the (H + kh - 1) × (W + kw - 1) grid, the 'same'
+        window cropped (scipy's ``fftconvolve(..., 'same')`` for odd kernel sizes)."""
+        import torch
+
+        H, W = self.grid
+        kh, kw = self.psf.shape
+        s = (H + kh - 1, W + kw - 1)
+        kernel = self.psf[::-1, ::-1] if adjoint else self.psf
+        K = self._torch_const(("psf_r", adjoint), lambda: np.fft.rfft2(kernel, s=s), X)
+        full = torch.fft.irfft2(torch.fft.rfft2(X.reshape(X.shape[0], H, W), s=s) * K, s=s)
+        r, c = kh // 2, kw // 2
+        return full[:, r : r + H, c : c + W].reshape(X.shape[0], -1)
 
 
 def _crop_centred(psf: np.ndarray) -> np.ndarray:
@@ -439,6 +529,13 @@ class KroneckerMap(LinearMap):
         Z = self.Ar.T @ _image_rows(Y, self.grid) @ self.Ac
         return Z.reshape(Y.shape[0], -1)
 
+    def torch_rows(self, X, adjoint):
+        Ar = self._torch_const("Ar", lambda: self.Ar, X)
+        Ac = self._torch_const("Ac", lambda: self.Ac, X)
+        img = X.reshape(X.shape[0], *self.grid)
+        Z = Ar.T @ img @ Ac if adjoint else Ar @ img @ Ac.T
+        return Z.reshape(X.shape[0], -1)
+
     def sigma_items(self):
         (_, sr, _), (_, sc, _) = self._factor_svds()
         return np.outer(sr, sc).ravel()
@@ -472,6 +569,9 @@ class DiagonalMap(LinearMap):
 
     def rmatmat_rows(self, Y):
         return Y * self.d
+
+    def torch_rows(self, X, adjoint):
+        return X * self._torch_const("d", lambda: self.d, X)
 
     def to_dense(self, *, block: int = 256):
         return np.diag(self.d)
