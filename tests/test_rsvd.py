@@ -464,3 +464,20 @@ def test_bad_inputs():
         rsvd(M.astype(complex), 1)
     with pytest.raises(FastinvError, match="overflow"):
         rsvd(np.full((20, 20), 1e308), 2)
+
+
+def test_cholqr_rows_keeps_the_span_and_refuses_rank_deficient_blocks(torch1):
+    """The CUDA re-normalisation between power iterations (one Cholesky-QR sweep): rows
+    orthonormal, spanning the block's row space; None (LU takes over) on a singular Gram."""
+    from fastinv.linalg.randomized import _cholqr_rows
+
+    torch = torch1
+    rng = np.random.default_rng(9)
+    X = rng.standard_normal((6, 50)) * np.logspace(0, -3, 6)[:, None]
+    Q = _cholqr_rows(torch, torch.from_numpy(X)).numpy()
+    np.testing.assert_allclose(Q @ Q.T, np.eye(6), atol=1e-9)
+    coef = np.linalg.lstsq(Q.T, X.T, rcond=None)[0]  # X's rows are combinations of Q's
+    np.testing.assert_allclose(Q.T @ coef, X.T, atol=1e-12)
+    np.testing.assert_allclose(np.linalg.cholesky(X @ X.T) @ Q, X, atol=1e-12)  # X = RᵀQ
+    X[3] = X[1] + X[2]
+    assert _cholqr_rows(torch, torch.from_numpy(X)) is None

@@ -512,9 +512,12 @@ class TorchMoments:
         return self._tensor(other.symmetric(pyy)), self._tensor(np.ascontiguousarray(pyx))
 
     def solve(self, A, B, lam: float):
-        """:func:`_spd_solve_torch` with ``C = Xᵀ`` as a C-contiguous NumPy array."""
+        """:func:`_spd_solve_torch` with ``C = Xᵀ`` as a C-contiguous NumPy array (transposed
+        on the device: a host-side transposing copy of an 8192² C took 0.35-1.9 s)."""
         CT, quad, cmc, rank, cond, method = _spd_solve_torch(self._torch, A, B, lam)
-        return np.ascontiguousarray(CT.cpu().numpy().T), quad, cmc, rank, cond, method
+        C = CT.mT.contiguous()
+        del CT
+        return C.cpu().numpy(), quad, cmc, rank, cond, method
 
     def clear(self) -> None:
         """Forget the cached shift tensors."""

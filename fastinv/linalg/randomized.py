@@ -251,6 +251,11 @@ class _NumpyBackend:
         return float(np.min(np.abs(np.diagonal(r))))
 
     # factorisations on rows blocks --------------------------------------------------
+    def renorm_rows(self, xt):
+        """Rows spanning the same space as ``xt``, re-normalised between power iterations:
+        ``P L`` of its LU factorisation (HMT §4.5)."""
+        return self.lu_rows(xt)
+
     def lu_rows(self, xt):
         """Rows of ``P L`` where ``xt.T = P L U`` (``xt`` is destroyed)."""
         from fastinv.kernels.rsvd import _pl_rows
@@ -358,6 +363,15 @@ class _TorchBackend:
     def absdiag_min(self, r) -> float:
         return float(r.diagonal().abs().min())
 
+    def renorm_rows(self, xt):
+        """As the NumPy backend's (LU) on the CPU. On CUDA one Cholesky-QR sweep (``R⁻ᵀ X``
+        with ``X Xᵀ = RᵀR``: two GEMM-sized steps, no host round trip for pivots), which keeps
+        the span as LU does; LU where the Gram matrix is not numerically positive definite."""
+        if self.tdevice.type == "cpu":
+            return self.lu_rows(xt)
+        q = _cholqr_rows(self.torch, xt)
+        return self.lu_rows(xt) if q is None else q
+
     def lu_rows(self, xt):
         t = self.torch
         l, n = xt.shape
@@ -406,6 +420,19 @@ class _TorchBackend:
         sg[sg == 0] = 1
         ut *= sg[:, None]
         vt *= sg[:, None]
+
+
+def _cholqr_rows(torch, xt):
+    """One Cholesky-QR sweep on the rows of ``xt`` (l, n): ``R⁻ᵀ xt`` with ``xt xtᵀ = RᵀR``,
+    rows spanning the same space, orthonormal up to κ(xt)² ε; None when the block is too
+    close to rank-deficient for that (a Cholesky pivot below 100 √ε times the largest, i.e.
+    κ(xt) ≳ 1 / (100 √ε), or a failed factorisation)."""
+    r, info = torch.linalg.cholesky_ex(xt @ xt.T, upper=True)
+    d = r.diagonal()
+    tol = 100 * math.sqrt(torch.finfo(xt.dtype).eps)
+    if int(info) != 0 or not bool(d.min() > tol * d.max()):
+        return None
+    return torch.linalg.solve_triangular(r.T, xt, upper=False)
 
 
 def _perm_from_pivots(piv: np.ndarray, n: int) -> np.ndarray:
@@ -504,12 +531,12 @@ class _FuncOp:
 # algorithms (backend-generic, rows layout)
 # --------------------------------------------------------------------------------------
 def _hmt_range(op, be, omt, q: int):
-    """HMT Alg. 4.4 with LU re-normalisation: orthonormal rows ``Qt`` spanning
-    ``((M Mᵀ)^q M Ω)ᵀ``."""
+    """HMT Alg. 4.4 with re-normalisation between products (LU; Cholesky-QR on CUDA):
+    orthonormal rows ``Qt`` spanning ``((M Mᵀ)^q M Ω)ᵀ``."""
     yt = op.mv(omt)
     for _ in range(q):
-        zt = op.rmv(be.lu_rows(yt))
-        yt = op.mv(be.lu_rows(zt))
+        zt = op.rmv(be.renorm_rows(yt))
+        yt = op.mv(be.renorm_rows(zt))
     qt, _ = be.orth_rows(yt)
     return qt
 
