@@ -54,6 +54,7 @@ BUDGET_S = {
     "rsvd": 90,
     "scaling": 120,
     "train": 60,
+    "operators": 60,
 }
 NO_CUDA = (
     "error: no CUDA device (torch.cuda.is_available() is False); run with --device cpu "
@@ -434,12 +435,48 @@ def part_train(ctx: Ctx, rec: dict) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def part_operators(ctx: Ctx, rec: dict) -> None:
+    """The image operators' torch path on the device against their NumPy path on the host
+    (the tool a user would otherwise call): apply and adjoint of a batch of 256x256 images."""
+    import numpy as np
+
+    from fastinv.problem.operators import make_operator
+
+    torch = ctx.torch
+    side = 256 if not ctx.args.quick else 32
+    b = 64
+    rec.update(image=f"{side}x{side}", batch=b, rows=[])
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((b, side * side))
+    for boundary in ("periodic", "reflective", "zero"):
+        psf = "disk" if boundary == "zero" else "gaussian"
+
+        def one(boundary=boundary, psf=psf):
+            op = make_operator("blur2d", side * side, psf=psf, boundary=boundary)
+            Xt = torch.as_tensor(X, dtype=torch.float32, device=ctx.dev)
+            host = ctx.timeit(lambda: op.apply(X))
+            dev = ctx.timeit(lambda: op.apply(Xt))
+            ref = op.apply(X)
+            err = float(np.abs(op.apply(Xt).cpu().double().numpy() - ref).max() / np.abs(ref).max())
+            return {
+                "structure": op.structure,
+                "numpy_apply_s": host["median_s"],
+                "torch_apply_s": dev["median_s"],
+                "rel_err_float32": err,
+            }
+
+        r = step(ctx, rec, f"blur2d_{boundary}", one)
+        if r:
+            rec["rows"].append({"boundary": boundary, **r})
+
+
 PARTS = [
     ("environment", part_environment),
     ("fit_linear", part_fit_linear),
     ("rsvd", part_rsvd),
     ("scaling", part_scaling),
     ("train", part_train),
+    ("operators", part_operators),
     ("tests", part_tests),
 ]
 
@@ -649,6 +686,29 @@ def _md_train(rec: dict) -> list[str]:
     return L
 
 
+def _md_operators(rec: dict) -> list[str]:
+    L = [
+        f"blur2d on {rec.get('image')} images, a batch of {rec.get('batch')}: NumPy/SciPy on the "
+        "host (float64, apply) against torch on the device (float32, apply).",
+        "",
+    ]
+    rows = [
+        [
+            r["boundary"],
+            r["structure"],
+            r["numpy_apply_s"],
+            r["torch_apply_s"],
+            ratio(r["numpy_apply_s"], r["torch_apply_s"]),
+            r["rel_err_float32"],
+        ]
+        for r in rec.get("rows", [])
+    ]
+    return L + table(
+        ["boundary", "structure", "numpy apply (s)", "torch apply (s)", "ratio", "rel err"],
+        rows,
+    )
+
+
 _MD_PARTS = {
     "environment": _md_environment,
     "tests": _md_tests,
@@ -656,6 +716,7 @@ _MD_PARTS = {
     "rsvd": _md_rsvd,
     "scaling": _md_scaling,
     "train": _md_train,
+    "operators": _md_operators,
 }
 
 
