@@ -37,7 +37,7 @@ stage install 120 python3 -m pip install -q --no-deps --no-build-isolation -e .
 nvidia-smi >"$W/nvidia-smi.txt" 2>&1
 stage check $((BUDGET + 150)) python3 bench/gpu_check.py --budget "$BUDGET" --out "$W/check"
 stage torchrun_nccl 90 python3 -m torch.distributed.run --nproc_per_node 1 -m fastinv -- run \
-    --operator blur2d --n 4096 --model cnn --samples 4000 --epochs 5 --device cuda \
+    --operator blur2d --n 4096 --model cnn --samples 4000 --epochs 5 --audit-rank 64 --device cuda \
     --out "$W/torchrun_run" -q
 stage image_65536 260 python3 -m fastinv run --operator blur2d --n 65536 --model cnn \
     --device cuda --samples 4000 --test-samples 500 --epochs 10 --audit-rank 64 \
