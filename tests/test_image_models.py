@@ -17,7 +17,7 @@ from torch import nn  # noqa: E402
 from fastinv.errors import FastinvError  # noqa: E402
 from fastinv.linalg.jacobians import jacobians  # noqa: E402
 from fastinv.nets.loading import load_model, physics_of  # noqa: E402
-from fastinv.nets.memory import plan_memory  # noqa: E402
+from fastinv.nets.memory import EVAL_BYTES, eval_rows, plan_memory  # noqa: E402
 from fastinv.nets.models import (  # noqa: E402
     ImageCNN,
     ImageModelAdapter,
@@ -234,6 +234,17 @@ def test_memory_plan_counts_conv_activations():
     assert plan(math.ceil(need / 0.9) + 1) is True
     with pytest.raises(FastinvError, match="host memory"):
         plan(math.floor(need / 0.9) - 1)
+
+
+def test_evaluation_rows_keep_conv_activations_under_the_budget():
+    """Evaluation (no gradients) runs in chunks whose activations stay under EVAL_BYTES: a
+    256 × 256 CNN of width 32 has 3 (65 · 65536) + 3 · 65536 numbers per row, so 20 rows of
+    float32; a small MLP gets the cap."""
+    big = make_model("cnn", 65536, image_shape=(256, 256), width=32, depth=2)
+    per_row = (65536 + 2 * 65536 + 3 * (32 + 32 + 1) * 65536) * 4
+    assert eval_rows(big, 65536, 65536, 4, cap=8192) == EVAL_BYTES // per_row == 20
+    assert eval_rows(make_model("mlp", 16), 16, 16, 4, cap=8192) == 8192
+    assert eval_rows(big, 65536, 65536, 4, cap=8) == 8
 
 
 # --------------------------------------------------------------------------- user models

@@ -139,7 +139,7 @@ def check_audit_memory(n: int, rows: int) -> None:
     )
 
 
-def as_callable(model, *, batch_size: int = 4096):
+def as_callable(model, *, batch_size: int | None = None):
     """Return (f: ndarray (m, n) -> ndarray (m, n) float64, is_torch)."""
     try:
         import torch

@@ -104,6 +104,19 @@ def _plan_cuda(dev, model_b: int, act_b: int, data_b: int, host_free: int | None
     return False
 
 
+#: a forward pass without gradients (evaluation) keeps its activations below about this
+EVAL_BYTES = 1 << 30
+
+
+def eval_rows(model: nn.Module, n_in: int, n_out: int, itemsize: int, *, cap: int) -> int:
+    """Rows per forward pass without gradients: at most ``cap``, and few enough that the
+    pass's activations (:func:`_activation_bytes`) stay below :data:`EVAL_BYTES` (a CNN on
+    256 × 256 images holds 32 channels of 65536 pixels per row: 8192 rows would be 137 GiB);
+    at least 1."""
+    per_row = _activation_bytes(model, 1, n_in, n_out, itemsize)
+    return int(max(1, min(cap, EVAL_BYTES // max(per_row, 1))))
+
+
 def _fmt_bytes(b: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if b < 1024 or unit == "TiB":

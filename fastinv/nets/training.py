@@ -52,7 +52,7 @@ from fastinv._validation import check_2d, check_finite, check_int
 from fastinv.errors import FastinvError
 from fastinv.io import available_memory as _host_available_bytes
 from fastinv.nets.distributed import RowShard, allreduce_sum, check_shards, world
-from fastinv.nets.memory import plan_memory
+from fastinv.nets.memory import eval_rows, plan_memory
 from fastinv.nets.models import make_model
 from fastinv.nets.spec import OPTIMIZERS, PRECISIONS, SCHEDULES, TrainSpec
 
@@ -375,13 +375,15 @@ def _plan_memory(spec, net, Y, X, sizes: _Sizes, dev, tdtype) -> bool:
         and sizes.n_val == 0
         and Y.dtype == X.dtype == np.dtype(dtype_name(tdtype))
     )
+    itemsize = torch.empty((), dtype=tdtype).element_size()
+    evaluation = eval_rows(net, Y.shape[1], X.shape[1], itemsize, cap=_EVAL_ROWS)
     return plan_memory(
         net,
         rows=Y.shape[0],
-        batch_rows=max(sizes.batch, min(_EVAL_ROWS, Y.shape[0])),
+        batch_rows=max(sizes.batch, min(evaluation, Y.shape[0])),
         n_in=Y.shape[1],
         n_out=X.shape[1],
-        itemsize=torch.empty((), dtype=tdtype).element_size(),
+        itemsize=itemsize,
         optimizer=spec.optimizer,
         momentum=spec.effective_momentum,
         keep_best=spec.keep_best,
@@ -822,9 +824,10 @@ def _objective_total(
         return total
     was_training = _set_mode(model, False)
     try:
-        for s in range(0, m, _EVAL_ROWS):
-            yb = Yt[s : s + _EVAL_ROWS].to(dev, non_blocking=True)
-            xb = Xt[s : s + _EVAL_ROWS].to(dev, non_blocking=True)
+        step = eval_rows(model, Yt.shape[1], Xt.shape[1], total.element_size(), cap=_EVAL_ROWS)
+        for s in range(0, m, step):
+            yb = Yt[s : s + step].to(dev, non_blocking=True)
+            xb = Xt[s : s + step].to(dev, non_blocking=True)
             total += _objective_sum(model(yb), xb)
         return total
     finally:
@@ -881,7 +884,7 @@ def predict(
     model: nn.Module,
     Y: np.ndarray,
     *,
-    batch_size: int = 4096,
+    batch_size: int | None = None,
     device: str | torch.device | None = None,
 ) -> np.ndarray:
     """Apply ``model`` to the rows of Y without gradients, in chunks.
@@ -893,8 +896,9 @@ def predict(
         parameters' dtype (float32 if it has none).
     Y : ndarray of shape (N, n)
         Inputs, one per row.
-    batch_size : int
-        Rows per forward pass.
+    batch_size : int, optional
+        Rows per forward pass; default 4096, fewer where the activations of one pass would
+        exceed about 1 GiB (:func:`fastinv.nets.memory.eval_rows`).
     device : str or torch.device, optional
         Where to run; None uses the device of the model's parameters (CPU if it has none).
         A different device moves the model there (in place).
@@ -905,10 +909,13 @@ def predict(
     """
     Y = check_2d(Y, "Y")
     check_finite(Y, "Y")
-    batch_size = check_int(batch_size, "batch_size", lo=1)
     if not isinstance(model, nn.Module):
         raise FastinvError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     params = [p for p in model.parameters() if p.is_floating_point()]
+    if batch_size is None:
+        item = params[0].element_size() if params else 4
+        batch_size = eval_rows(model, Y.shape[1], Y.shape[1], item, cap=4096)
+    batch_size = check_int(batch_size, "batch_size", lo=1)
     if device is not None:
         dev = resolve_device(device)
         model.to(dev)
