@@ -144,13 +144,14 @@ def test_odd_n_for_shaw(tmp_path):
     _assert_clean_failure(res, "even")
 
 
-def test_non_square_matrix_file(tmp_path):
+def test_matrix_file_that_is_not_a_matrix(tmp_path):
+    """A 1-D array is refused; a rectangular (m, n) one runs (tests/test_rectangular.py)."""
     p = tmp_path / "A.npy"
-    np.save(p, np.ones((3, 4)))
+    np.save(p, np.ones(4))
     res = CliRunner().invoke(
         main, ["run", "--operator", str(p), "--out", str(tmp_path / "x"), "-q"]
     )
-    _assert_clean_failure(res, "square")
+    _assert_clean_failure(res, "2-D")
 
 
 def test_nan_in_matrix_file(tmp_path):

@@ -169,3 +169,27 @@ def test_linear_deepinv_model_audited_exactly(ex, A, tmp_path, monkeypatch):
 
     assert m["errors"]["network"] == pytest.approx(rel(Yt @ A), rel=1e-10)
     assert m["errors"]["A_inv"] == pytest.approx(rel(Yt @ np.linalg.inv(A).T), rel=1e-9)
+
+
+def test_a_downsampling_physics_is_a_rectangular_operator():
+    """deepinv's Downsampling (16 x 16 -> 8 x 8, reads its size from ``imsize``): a 64 x 256
+    operator whose torch path is the physics itself, so a CNN back-projects through it."""
+    import deepinv as dinv
+
+    from fastinv.nets.models import make_model
+    from fastinv.problem.operators import as_operator
+
+    physics = dinv.physics.Downsampling(
+        img_size=(1, 16, 16), factor=2, filter="gaussian", padding="circular", device="cpu"
+    )
+    op = as_operator(physics)
+    assert op.shape == (64, 256) and op.image_shape == (16, 16) and op.torch_native
+    X = np.random.default_rng(3).standard_normal((2, 256))
+    with torch.no_grad():
+        want = physics.A(torch.as_tensor(X, dtype=torch.float32).reshape(2, 1, 16, 16))
+    np.testing.assert_allclose(op.apply(X), want.reshape(2, 64).double().numpy(), atol=1e-6)
+    net = make_model("cnn", 64, n_out=256, backprojection=op, width=2, depth=1)
+    Y = torch.as_tensor(np.random.default_rng(4).standard_normal((2, 64)), dtype=torch.float32)
+    with torch.no_grad():
+        out = net(Y)  # the output layer starts at zero: the network is Aᵀ y
+        np.testing.assert_allclose(out.numpy(), op.adjoint(Y).numpy(), atol=1e-6)

@@ -48,8 +48,8 @@ def test_network_on_test_refuses_bad_outputs():
     fit = _Fit(np.eye(3), np.zeros(3))
     with pytest.raises(
         FastinvError,
-        match=r"^model output has shape \(4, 2\) for input \(4, 3\); it must map \(m, n\) "
-        r"to \(m, n\)$",
+        match=r"^model output has shape \(4, 2\) for input \(4, 3\); it must map each "
+        r"measurement to a signal: \(4, 3\)$",
     ):
         S.network_on_test(lambda y: y[:, :2], Y, fit)
     with pytest.raises(FastinvError, match=r"^the model's outputs on the test set contains"):

@@ -151,3 +151,33 @@ def test_a_saved_cnn_on_an_operator_outside_the_catalogue_is_refused_at_load(tmp
     save_model(net, tmp_path / "m.pt")
     with pytest.raises(FastinvError, match="'x', which is not in fastinv's catalogue"):
         load_saved_model(tmp_path / "m.pt")
+
+
+class _InPlace(torch.nn.Module):
+    """x = W y written into a fresh zeros tensor in place: torch.func.vmap refuses that (as it
+    does some deepinv physics), so the Jacobians must fall back to row-by-row autograd."""
+
+    def __init__(self, W):
+        super().__init__()
+        self.W = torch.nn.Parameter(torch.as_tensor(W))
+
+    def forward(self, y):
+        out = torch.zeros(y.shape[0], self.W.shape[0], dtype=y.dtype)
+        out += y @ self.W.T
+        return out
+
+
+def test_jacobians_of_a_model_that_cannot_be_vmapped():
+    from fastinv.linalg.jacobians import jacobians, projected_jacobians
+
+    rng = np.random.default_rng(10)
+    W = rng.standard_normal((5, 7))
+    net = _InPlace(W)
+    Y = rng.standard_normal((3, 7))
+    with pytest.raises(RuntimeError):  # the premise: vmap refuses this model
+        torch.func.vmap(torch.func.jacrev(lambda y: net(y[None])[0]))(torch.as_tensor(Y))
+    J = jacobians(net, Y)
+    np.testing.assert_allclose(J, np.broadcast_to(W, (3, 5, 7)), rtol=0, atol=1e-12)
+    U, V = rng.standard_normal((7, 2)), rng.standard_normal((5, 3))
+    P = projected_jacobians(net, Y, U, V)
+    np.testing.assert_allclose(P, np.broadcast_to(V.T @ W @ U, (3, 3, 2)), rtol=0, atol=1e-12)

@@ -127,7 +127,7 @@ def audit(
     rep = log.child() if isinstance(log, Reporter) else Reporter(prefix="", sink=log)
     op = sections.as_operator(op)
     probes, Y_test, X_test = sections.check_inputs(op, probes, test)
-    chosen = choose_path(op.n, probes.shape[0], Y_test.shape[0], rank=rank, path=path)
+    chosen = choose_path(op.n, probes.shape[0], Y_test.shape[0], rank=rank, path=path, m=op.m)
     inputs = AuditInputs(
         model, op, probes, Y_test, X_test, validation, prior, noise, train_X, n_jacobian, seed
     )
@@ -172,9 +172,13 @@ class AuditPath:
     why: str
     n_fit: int
     n: int
+    m: int | None = None  # the measurement size when A is rectangular (m ≠ n)
 
     def to_dict(self) -> dict:
-        return {"path": self.path, "k": self.k, "why": self.why, "n_fit": self.n_fit, "n": self.n}
+        d = {"path": self.path, "k": self.k, "why": self.why, "n_fit": self.n_fit, "n": self.n}
+        if self.m is not None and self.m != self.n:
+            d["m"] = self.m
+        return d
 
 
 def fitted_rows(n_probes: int) -> int:
@@ -182,54 +186,68 @@ def fitted_rows(n_probes: int) -> int:
     return n_probes if n_probes < 50 else n_probes - int(round(0.2 * n_probes))
 
 
-def choose_path(n: int, n_probes: int, n_test: int, *, rank=None, path: str = "auto") -> AuditPath:
-    """The dense audit when it fits in memory and N_fit >= n + 1 identifies the full C; else
-    the top-k audit (``rank`` or what the fitted rows support). ``rank`` or ``path="top-k"``
-    force the top-k audit, ``path="dense"`` the dense one (refused when it will not fit)."""
+def choose_path(
+    n: int, n_probes: int, n_test: int, *, rank=None, path: str = "auto", m: int | None = None
+) -> AuditPath:
+    """The dense audit when it fits in memory and N_fit >= m + 1 identifies the full C (n, m);
+    else the top-k audit (``rank`` or what the fitted rows support, at most min(m, n)).
+    ``rank`` or ``path="top-k"`` force the top-k audit, ``path="dense"`` the dense one
+    (refused when it will not fit). ``m`` is the measurement size (default n: a square A)."""
     path = check_choice(path, "audit path", PATHS)
+    m = n if m is None else m
     n_fit = fitted_rows(n_probes)
+    r = min(m, n)
     if rank is not None or path == "top-k":
-        k = topk.default_rank(n_fit, n) if rank is None else topk.check_rank(rank, n_fit, n)
+        size = "n" if m == n else "min(m, n)"
+        k = (
+            topk.default_rank(n_fit, r)
+            if rank is None
+            else topk.check_rank(rank, n_fit, r, size_name=size)
+        )
         why = "an audit rank was given" if rank is not None else "the top-k audit was asked for"
-        return AuditPath("top-k", k, why, n_fit, n)
-    need = sections.dense_audit_bytes(n, n_probes + n_test)
+        return AuditPath("top-k", k, why, n_fit, n, m)
+    size = max(m, n)
+    need = sections.dense_audit_bytes(size, n_probes + n_test)
     avail = io.available_memory()
     if path == "dense":
-        sections.check_audit_memory(n, n_probes + n_test)
-        return AuditPath("dense", None, "the dense audit was asked for", n_fit, n)
+        sections.check_audit_memory(size, n_probes + n_test)
+        return AuditPath("dense", None, "the dense audit was asked for", n_fit, n, m)
+    inputs = "n" if m == n else "m"
     if avail is not None and need > avail:
         why = (
-            f"the dense audit at n = {n} needs about {need / 2**30:.1f} GiB, "
+            f"the dense audit at n = {size} needs about {need / 2**30:.1f} GiB, "
             f"{avail / 2**30:.1f} GiB are available"
         )
-    elif n_fit < n + 1:
+    elif n_fit < m + 1:
         why = (
-            f"{n_fit} fitted probe rows < n + 1 = {n + 1}: the full C is not identifiable "
-            "(give at least 1.25 n + 1 probes for the dense audit)"
+            f"{n_fit} fitted probe rows < {inputs} + 1 = {m + 1}: the full C is not "
+            f"identifiable (give at least 1.25 {inputs} + 1 probes for the dense audit)"
         )
     else:
-        return AuditPath("dense", None, f"{n_fit} fitted probe rows >= n + 1 and it fits", n_fit, n)
+        why = f"{n_fit} fitted probe rows >= {inputs} + 1 and it fits"
+        return AuditPath("dense", None, why, n_fit, n, m)
     if n_fit < 2:
         raise FastinvError(
             f"{why}, and {n_probes} probes are too few for the top-k audit; give more probes"
         )
-    return AuditPath("top-k", topk.default_rank(n_fit, n), why, n_fit, n)
+    return AuditPath("top-k", topk.default_rank(n_fit, r), why, n_fit, n, m)
 
 
 def _audit_dense(a: AuditInputs, chosen: AuditPath, rep, *, ks, full_svd_max) -> AuditResult:
     """The dense audit: C, the references and the spectra as n x n matrices."""
     model, op, probes, Y_test, X_test = a.model, a.op, a.probes, a.Y_test, a.X_test
     notes: list[str] = []
-    if chosen.n_fit < op.n + 1:
+    if chosen.n_fit < op.m + 1:
+        inputs = "n" if op.m == op.n else "m"
         notes.append(
-            f"C was fitted from {chosen.n_fit} probe rows < n + 1 = {op.n + 1}: it is a "
+            f"C was fitted from {chosen.n_fit} probe rows < {inputs} + 1 = {op.m + 1}: it is a "
             "minimum-norm guess, not identified by the data; its R², errors and distances "
             "reflect the rank, not the network (give more probes, or use the top-k audit)"
         )
     U, s, _ = op.svd
     f, is_torch = sections.as_callable(model)
     with rep.stage("surrogate", "fitting the affine surrogate C"):
-        fit = sections.fit_affine_surrogate(model, probes, seed=a.seed, notes=notes)
+        fit = sections.fit_affine_surrogate(model, probes, seed=a.seed, notes=notes, n=op.n)
     with rep.stage("references"):
         net = sections.network_on_test(f, Y_test, fit)
         rep("building the reference inverses")
@@ -249,7 +267,7 @@ def _audit_dense(a: AuditInputs, chosen: AuditPath, rep, *, ks, full_svd_max) ->
     on_data = on_data_distances(CR, BR)
     errors = sections.errors_on_test(net, Y_test, X_test, refs, op.svd, notes)
     with rep.stage("spectral", "comparing spectra and subspaces"):
-        plan = sections.spectral_plan(op.n, full_svd_max, ks, a.seed)
+        plan = sections.spectral_plan(min(op.shape), full_svd_max, ks, a.seed)
         spec = sections.spectral_comparison(fit.C, op.svd, refs, CR, BR, plan)
     del CR, BR  # n x n each
     jac_metrics, jac_arrays = sections.jacobian_audit(

@@ -47,6 +47,19 @@ LABELS = {
     "mean_jacobian": "mean Jacobian J̄",
 }
 
+
+def is_rectangular(metrics: dict) -> bool:
+    """Whether the audited A was rectangular (``metrics["audit"]`` records m ≠ n)."""
+    a = metrics.get("audit") or {}
+    return a.get("m") is not None and a.get("m") != a.get("n")
+
+
+def inverse_wording(text: str, metrics: dict) -> str:
+    """``text`` with A⁻¹ written A⁺ when A is rectangular: the reference is then the
+    pseudo-inverse (the verdict and the report say A⁻¹ for the square case)."""
+    return text.replace("A⁻¹", "A⁺") if is_rectangular(metrics) else text
+
+
 #: rows used to choose λ, k and t (GCV, L-curve, oracle); enough for a stable choice
 PARAM_ROWS = 4096
 

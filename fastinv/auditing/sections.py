@@ -74,11 +74,11 @@ def as_operator(op):
 
 
 def check_inputs(op, probes, test) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(probes, Y_test, X_test) checked against the operator's size n (X_test may be None):
-    at least 2 probes (an affine fit and a covariance need two), a (Y_test, X_test or None)
-    pair of finite arrays, and a non-zero A."""
-    n = op.n
-    probes = check_2d(probes, "probes", shape=(None, n))
+    """(probes, Y_test, X_test) checked against the operator's shape (m, n): measurements
+    have m entries, signals n (X_test may be None); at least 2 probes (an affine fit and a
+    covariance need two), a (Y_test, X_test or None) pair of finite arrays, and a non-zero A."""
+    m, n = op.shape
+    probes = check_2d(probes, "probes", shape=(None, m))
     if probes.shape[0] < 2:
         raise FastinvError(
             f"probes must have at least 2 rows (an affine fit needs two points), got "
@@ -91,7 +91,7 @@ def check_inputs(op, probes, test) -> tuple[np.ndarray, np.ndarray, np.ndarray |
             "test=(Y_test, None) when there are no targets"
         )
     Y_test, X_test = test
-    Y_test = check_2d(Y_test, "test inputs", shape=(None, n))
+    Y_test = check_2d(Y_test, "test inputs", shape=(None, m))
     if Y_test.shape[0] < 1:
         raise FastinvError("test inputs must have at least one row, got 0")
     check_finite(Y_test, "test inputs")
@@ -157,14 +157,15 @@ def as_callable(model, *, batch_size: int | None = None):
     )
 
 
-def fit_affine_surrogate(model, probes: np.ndarray, *, seed: int, notes: list):
-    """The affine fit C y + b at the probes, 20 % held out for R² (when there are >= 50)."""
+def fit_affine_surrogate(model, probes: np.ndarray, *, seed: int, notes: list, n: int):
+    """The affine fit C y + b (C of shape (n, m)) at the probes, 20 % held out for R² (when
+    there are >= 50)."""
     from fastinv.linalg.surrogate import fit_surrogate
 
     holdout = 0.2 if probes.shape[0] >= 50 else 0.0
     if not holdout:
         notes.append(f"only {probes.shape[0]} probes: R² is in-sample (no probes held out)")
-    return fit_surrogate(model, probes, holdout=holdout, seed=seed)
+    return fit_surrogate(model, probes, holdout=holdout, seed=seed, n_out=n)
 
 
 @dataclass
@@ -177,12 +178,14 @@ class NetworkOnTest:
 
 
 def network_on_test(f: Callable, Y_test: np.ndarray, fit) -> NetworkOnTest:
-    """Run the network and C y + b on the test inputs (checking the network's outputs)."""
+    """Run the network and C y + b on the test inputs (checking the network's outputs: one
+    signal of C's n rows per measurement)."""
     Xnet = f(Y_test)
-    if Xnet.shape != Y_test.shape:
+    want = (Y_test.shape[0], fit.C.shape[0])
+    if Xnet.shape != want:
         raise FastinvError(
-            f"model output has shape {Xnet.shape} for input {Y_test.shape}; it must map (m, n) "
-            "to (m, n)"
+            f"model output has shape {Xnet.shape} for input {Y_test.shape}; it must map each "
+            f"measurement to a signal: {want}"
         )
     check_finite(Xnet, "the model's outputs on the test set")
     Xc = Y_test @ fit.C.T + fit.b
@@ -205,7 +208,7 @@ def reference_inverses(
     refs = build_references(
         op.A,
         op.svd,
-        singular=op.singular,
+        singular=op.singular or op.m != op.n,
         probes=probes,
         validation=validation if validation is not None else (Y_test, X_test),
         prior=prior,
@@ -263,7 +266,8 @@ class SpectralPlan:
 
 
 def spectral_plan(n: int, full_svd_max: int, ks, seed: int) -> SpectralPlan:
-    """Full SVDs up to ``full_svd_max``, else randomized top-256; default subspace sizes."""
+    """Full SVDs up to ``full_svd_max``, else randomized top-256; default subspace sizes.
+    ``n`` is the number of singular values compared, min(m, n) of an (m, n) operator."""
     from fastinv.linalg.randomized import svd_topk
 
     use_full = n <= full_svd_max

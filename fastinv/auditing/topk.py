@@ -181,26 +181,32 @@ def forward_chunk(model, Y) -> int | None:
     return int(max(1, min(_chunk_rows(Y.shape[1], Y.shape[0]), _FORWARD_BYTES // per_row)))
 
 
-def _checked_outputs(Xc, shape, what: str) -> np.ndarray:
+def _checked_outputs(Xc, shape, n_out: int, what: str) -> np.ndarray:
     Xc = np.asarray(Xc, dtype=np.float64)
-    if Xc.shape != shape:
+    if Xc.shape != (shape[0], n_out):
         raise FastinvError(
-            f"model output has shape {Xc.shape} for input {shape}; it must map (m, n) to (m, n)"
+            f"model output has shape {Xc.shape} for input {shape}; it must map each "
+            f"measurement ({shape[1]} entries) to a signal ({n_out} entries): "
+            f"({shape[0]}, {n_out})"
         )
     if not np.all(np.isfinite(Xc)):
         raise FastinvError(f"the model's outputs on the {what} are not all finite (NaN or Inf)")
     return Xc
 
 
-def chunks_through(f, Y, *, what: str, chunk: int | None = None, progress=None):
+def chunks_through(
+    f, Y, *, what: str, n_out: int | None = None, chunk: int | None = None, progress=None
+):
     """Yield ``(lo, hi, Y[lo:hi], f(Y[lo:hi]))`` chunk by chunk (float64, the outputs'
-    shape and finiteness checked); ``progress`` is called with the rows done after each."""
-    N, n = Y.shape
-    chunk = chunk or _chunk_rows(n, N)
+    shape — ``n_out`` columns, default Y's — and finiteness checked); ``progress`` is called
+    with the rows done after each."""
+    N, m = Y.shape
+    n_out = m if n_out is None else n_out
+    chunk = chunk or _chunk_rows(max(m, n_out), N)
     for lo in range(0, N, chunk):
         hi = min(N, lo + chunk)
         Yc = np.asarray(Y[lo:hi], dtype=np.float64)
-        yield lo, hi, Yc, _checked_outputs(f(Yc), Yc.shape, what)
+        yield lo, hi, Yc, _checked_outputs(f(Yc), Yc.shape, n_out, what)
         if progress is not None:
             progress(hi - lo)
 
@@ -211,7 +217,10 @@ def project_probes(f, Y, top: TopBasis, *, chunk: int | None = None, progress=No
     is called with the number of rows done after each chunk."""
     Z = np.empty((Y.shape[0], top.k))
     W = np.empty((Y.shape[0], top.k))
-    for lo, hi, Yc, Xc in chunks_through(f, Y, what="probes", chunk=chunk, progress=progress):
+    n = top.Vt.shape[1]
+    for lo, hi, Yc, Xc in chunks_through(
+        f, Y, what="probes", n_out=n, chunk=chunk, progress=progress
+    ):
         Z[lo:hi] = Yc @ top.U
         W[lo:hi] = Xc @ top.Vt.T
     return Z, W
@@ -271,17 +280,18 @@ class TopTest:
     r2: float
 
 
-def network_outputs(f, Y, *, what: str, chunk=None, progress=None) -> np.ndarray:
+def network_outputs(f, Y, n: int, *, what: str, chunk=None, progress=None) -> np.ndarray:
     """f(Y) (N, n) float64, chunk by chunk (``progress`` called with the rows done)."""
-    out = np.empty(Y.shape)
-    for lo, hi, _, Xc in chunks_through(f, Y, what=what, chunk=chunk, progress=progress):
+    out = np.empty((Y.shape[0], n))
+    for lo, hi, _, Xc in chunks_through(f, Y, what=what, n_out=n, chunk=chunk, progress=progress):
         out[lo:hi] = Xc
     return out
 
 
 def network_on_test(f, Y_test, X_test, top: TopBasis, fit, *, chunk=None, progress=None) -> TopTest:
     """Run the network on the test inputs; project it, its surrogate and the targets."""
-    X_net = network_outputs(f, Y_test, what="test set", chunk=chunk, progress=progress)
+    n = top.Vt.shape[1]
+    X_net = network_outputs(f, Y_test, n, what="test set", chunk=chunk, progress=progress)
     Z = Y_test @ top.U
     W_net = X_net @ top.Vt.T
     W_c = Z @ fit.C.T + fit.b
@@ -803,13 +813,23 @@ def check_topk_memory(n: int, k: int, n_probes: int, n_test: int) -> None:
 
 
 def check_rank(
-    k, n_fit: int | None, n: int | None, *, what: str = "audit rank k", integral_float=False
+    k,
+    n_fit: int | None,
+    n: int | None,
+    *,
+    what: str = "audit rank k",
+    integral_float=False,
+    size_name: str = "n",
 ) -> int:
-    """``k`` checked: a positive integer, at most n and at most the fitted rows minus one
-    (each bound only when it is known: the command line checks k before building anything)."""
+    """``k`` checked: a positive integer, at most n (A's number of singular values, called
+    ``size_name`` in the message: "min(m, n)" for a rectangular A) and at most the fitted rows
+    minus one (each bound only when it is known: the command line checks k before building
+    anything)."""
     k = check_int(k, what, lo=1, integral_float=integral_float)
     if n is not None and k > n:
-        raise FastinvError(f"audit rank k must be at most n = {n}, got {k}; choose a smaller k")
+        raise FastinvError(
+            f"audit rank k must be at most {size_name} = {n}, got {k}; choose a smaller k"
+        )
     if n_fit is not None and k >= n_fit:
         raise FastinvError(
             f"audit rank k = {k} needs more than k fitted probe rows, got {n_fit}; give more "

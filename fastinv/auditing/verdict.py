@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastinv.auditing.references import LABELS
+from fastinv.auditing.references import LABELS, inverse_wording
 
 __all__ = [
     "accuracy",
@@ -41,7 +41,7 @@ def make_verdict(m: dict, s: np.ndarray) -> list[str]:
         jacobian_spread(m),
         caveat(m),
     )
-    return [line for line in lines if line is not None]
+    return [inverse_wording(line, m) for line in lines if line is not None]
 
 
 def _topk(m: dict) -> int | None:
@@ -53,7 +53,7 @@ def _topk(m: dict) -> int | None:
 def _unidentified(m: dict) -> str | None:
     """Why the fit does not identify its matrix (fitted rows <= unknowns), else None."""
     a = m.get("audit") or {}
-    n_fit, n = a.get("n_fit"), a.get("n")
+    n_fit, n = a.get("n_fit"), a.get("m", a.get("n"))  # the fit's inputs: m entries of y
     if n_fit is None or n is None:
         return None
     dim = _topk(m) or n
@@ -291,7 +291,11 @@ def jacobian_spread(m: dict) -> str | None:
 
 
 def caveat(m: dict) -> str:
-    """Why a spectral match does not explain accuracy (and, when C is far from A⁻¹, more)."""
+    """Why a spectral match does not explain accuracy (and, when C is far from A⁻¹, more);
+    for a rectangular A, what A⁺ cannot say (the bound on ‖C − A⁻¹‖ needs x = A⁻¹y)."""
+    a = m.get("audit") or {}
+    if a.get("m") is not None and a["m"] != a.get("n"):
+        return _caveat_rectangular(a["m"], a["n"])
     text = (
         "Caveat: a spectral match is a consequence of accuracy, not its cause. With noise-free "
         "data, ‖C − A⁻¹‖₂ ≤ ‖X̂ − X‖₂/σ_min(Y), so an accurate network forces C toward A⁻¹; but "
@@ -305,3 +309,23 @@ def caveat(m: dict) -> str:
             "suppressing the directions where A⁻¹ amplifies noise."
         )
     return text
+
+
+def _caveat_rectangular(rows: int, cols: int) -> str:
+    text = (
+        f"Caveat: a spectral match is a consequence of accuracy, not its cause, and here A is "
+        f"{rows} × {cols}: "
+    )
+    if rows < cols:
+        text += (
+            f"x is not determined by y (A has a null space of dimension at least "
+            f"{cols - rows}), so x̂ ≠ A⁺y even for a perfect network: the part of x̂ in that "
+            "null space comes from what the network learned about the signals, and the "
+            "filter factors describe only A's row space."
+        )
+    else:
+        text += (
+            f"y has at least {rows - cols} directions outside A's range, which A⁺ ignores "
+            "and a network may use."
+        )
+    return text + " Nothing here shows the network works because C lies near A⁺."

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from fastinv._progress import Stopwatch
+from fastinv.auditing.references import inverse_wording
 from fastinv.cli import common
 
 __all__ = ["run"]
@@ -129,11 +130,12 @@ def _echo_summary(metrics: dict, out, wall: float) -> None:
             f"{_g(full.get('network'))}; R² {_g(sur.get('r2_heldout'))}"
         )
     else:
-        click.echo(
+        line = (
             f"  test error: network {_g(err.get('network'))}, surrogate C "
             f"{_g(err.get('surrogate'))}; R² {_g(sur.get('r2_heldout'))}; ‖C − A⁻¹‖₂/‖A⁻¹‖₂ "
             f"{_g(sur.get('rel_dist_to_inverse'))}"
         )
+        click.echo(inverse_wording(line, metrics))
     for line in metrics.get("verdict", []):
         click.echo(f"  - {line}")
 

@@ -77,16 +77,45 @@ def _batch_rows(batch_size, m: int, n: int, dtype) -> int:
     return int(min(batch_size, cap, m))
 
 
+def _vmap_or_loop(fn, loop_fn=None):
+    """``X -> stack(fn(x) for x in X)``, by ``torch.func.vmap`` while the model allows it.
+
+    A model that torch.func cannot vmap (an in-place update of a tensor that is not batched,
+    as in some deepinv physics: "vmap: inplace arithmetic ...", or a broadcast error) raises
+    a RuntimeError; then, once and for all, the rows go one by one (``loop_fn``, default
+    ``fn``): slower, the same result. A model that is simply broken fails in the loop too,
+    and that error is the one reported."""
+    import torch
+
+    state = {"vmap": True}
+    loop_fn = fn if loop_fn is None else loop_fn
+
+    def call(X):
+        if state["vmap"]:
+            try:
+                return torch.func.vmap(fn)(X)
+            except RuntimeError:
+                state["vmap"] = False
+        return torch.stack([loop_fn(x) for x in X])
+
+    return call
+
+
 def _vmapped_jacobian(model, mode: str):
-    """``Y (b, n) -> J (b, k, n)``: the Jacobian of one probe, vmapped."""
+    """``Y (b, n) -> J (b, k, n)``: the Jacobian of one probe, vmapped (row by row with
+    reverse-mode autograd, no torch.func, for a model that cannot be vmapped)."""
     import torch
 
     def single(y):
         out = model(y.unsqueeze(0))
         return out.squeeze(0)
 
+    def looped(y):
+        with torch.enable_grad():
+            return torch.autograd.functional.jacobian(single, y, vectorize=False)
+
     jac = torch.func.jacrev(single) if mode == "rev" else torch.func.jacfwd(single)
-    return torch.func.vmap(jac)
+    return _vmap_or_loop(jac, looped)
 
 
 def _jacobian_batches(vj, Y, bs: int, dtype, dev, n: int):
@@ -510,9 +539,9 @@ def _vmapped_jvp(model):
     single = _single(model)
 
     def jvp_cols(y, T):
-        return torch.func.vmap(lambda t: torch.func.jvp(single, (y,), (t,))[1])(T)
+        return _vmap_or_loop(lambda t: torch.func.jvp(single, (y,), (t,))[1])(T)
 
-    return torch.func.vmap(jvp_cols, in_dims=(0, None))
+    return lambda Y, T: _vmap_or_loop(lambda y: jvp_cols(y, T))(Y)
 
 
 def _projected(model, Y, U, V, chunk: int, dtype, dev, progress=None) -> np.ndarray:
@@ -709,8 +738,8 @@ def _jv_closures(model, yt, vjp_fn, chunk: int):
     import torch
 
     single = _single(model)
-    jv = torch.func.vmap(lambda t: torch.func.jvp(single, (yt,), (t,))[1])
-    vj = torch.func.vmap(lambda u: vjp_fn(u)[0])
+    jv = _vmap_or_loop(lambda t: torch.func.jvp(single, (yt,), (t,))[1])
+    vj = _vmap_or_loop(lambda u: vjp_fn(u)[0])
 
     def apply(fn, X):
         Xt = _to_torch(np.asarray(X).T, yt.device, yt.dtype)

@@ -226,7 +226,7 @@ def _call_model(f, x):
         ) from e
 
 
-def _module_evaluator(f, keep_tensor: bool):
+def _module_evaluator(f, keep_tensor: bool, n_out: int):
     """``ev(Yc, row0)`` for a torch module: its dtype and device, no_grad, checked outputs."""
     import torch
 
@@ -244,7 +244,7 @@ def _module_evaluator(f, keep_tensor: bool):
             out = _call_model(f, yt)
         if not isinstance(out, torch.Tensor):
             out = torch.as_tensor(np.asarray(out))
-        _check_out(out.shape, yt.shape)
+        _check_out(out.shape, yt.shape, n_out)
         fin = torch.isfinite(out)
         if not bool(fin.all()):
             _bad_rows(fin.cpu().numpy(), row0)
@@ -254,13 +254,13 @@ def _module_evaluator(f, keep_tensor: bool):
     return ev
 
 
-def _callable_evaluator(f):
+def _callable_evaluator(f, n_out: int):
     """``ev(Yc, row0)`` for a callable on NumPy arrays, with checked outputs."""
 
     def ev(Yc, row0):
         Yc = to_numpy(Yc)
         out = np.asarray(to_numpy(_call_model(f, Yc)))
-        _check_out(out.shape, Yc.shape)
+        _check_out(out.shape, Yc.shape, n_out)
         if out.dtype.kind not in "fiu":
             raise FastinvError(f"the model returned dtype {out.dtype}; it must return real numbers")
         fin = np.isfinite(out)
@@ -271,16 +271,17 @@ def _callable_evaluator(f):
     return ev
 
 
-def _make_evaluator(f, keep_tensor: bool):
-    """``ev(Yc, row0) -> outputs`` with the shape / finiteness / exception checks."""
+def _make_evaluator(f, keep_tensor: bool, n_out: int):
+    """``ev(Yc, row0) -> outputs`` with the shape (``n_out`` columns) / finiteness /
+    exception checks."""
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(f, torch.nn.Module):
-        return _module_evaluator(f, keep_tensor)
+        return _module_evaluator(f, keep_tensor, n_out)
     if not callable(f):
         raise FastinvError(
             f"f must be a torch.nn.Module or a callable (m, n) -> (m, n), got {type(f).__name__}"
         )
-    return _callable_evaluator(f)
+    return _callable_evaluator(f, n_out)
 
 
 def _batched(ev, batch: int, device):
@@ -310,11 +311,13 @@ def _check_probes(Yc, row0) -> None:
         raise_nonfinite(Yc, "Y", row0)
 
 
-def _check_out(oshape, ishape) -> None:
-    if tuple(oshape) != tuple(ishape):
+def _check_out(oshape, ishape, n_out: int) -> None:
+    want = (ishape[0], n_out)
+    if tuple(oshape) != want:
+        what = "(N, n) to (N, n)" if n_out == ishape[1] else f"(N, {ishape[1]}) to (N, {n_out})"
         raise FastinvError(
             f"model output has shape {tuple(oshape)} for input {tuple(ishape)}; it must map "
-            f"(m, n) to (m, n)"
+            f"{what}: {want}"
         )
 
 
@@ -357,14 +360,16 @@ def fit_surrogate(
     seed: int = 0,
     device=None,
     batch_size: int | None = None,
+    n_out: int | None = None,
 ) -> LinearFit:
     """Affine surrogate ``f(y) ≈ C y + b`` of a model, evaluated chunk by chunk on probes.
 
     Parameters
     ----------
     f : torch.nn.Module or callable
-        Maps (m, n) to (m, n). A module runs under ``torch.no_grad()`` in its own dtype and
-        device (its mode -- train/eval -- is left as it is); inputs are converted per batch.
+        Maps (N, m) to (N, n_out) (n_out = m unless given). A module runs under
+        ``torch.no_grad()`` in its own dtype and device (its mode -- train/eval -- is left
+        as it is); inputs are converted per batch.
         A callable receives NumPy arrays.
     Y : ndarray or torch.Tensor of shape (N, n)
         Probes, one per row.
@@ -378,6 +383,9 @@ def fit_surrogate(
         "cuda", "cuda:1" or "auto" choose explicitly.
     batch_size : int, optional
         Rows per call of ``f`` (default: ``chunk_size``).
+    n_out : int, optional
+        Width of the outputs (the signal size n of a rectangular operator's (m, n)); default
+        the inputs' width. C then has shape (n_out, m).
 
     Returns
     -------
@@ -399,12 +407,13 @@ def fit_surrogate(
     if N == 0 or n == 0:
         raise FastinvError(f"Y must have at least one row and one column, got shape {Y.shape}")
     ridge = check_float(ridge, "ridge", lo=0)
-    chunk = chunk_rows(chunk_size, n, n, N)
+    n_out = n if n_out is None else check_int(n_out, "n_out", lo=1)
+    chunk = chunk_rows(chunk_size, n, n_out, N)
     batch = chunk if batch_size is None else check_int(batch_size, "batch_size", lo=1)
     rows = _Rows(N, chunk, _holdout_mask(N, holdout, seed))
     backend, dev = _resolve_backend(f, Y, device)
-    acc = MomentAccumulator(n, n, backend=backend, device=dev)
-    ev = _make_evaluator(f, keep_tensor=backend == "torch")
+    acc = MomentAccumulator(n, n_out, backend=backend, device=dev)
+    ev = _make_evaluator(f, keep_tensor=backend == "torch", n_out=n_out)
     outputs = _batched(ev, batch, acc.device)
 
     def pair(a, b, sel, r0):

@@ -101,7 +101,8 @@ def _pylops(Op, image_shape) -> FuncMap:
 def _physics_image_shape(physics, image_shape) -> tuple[int, int, int]:
     shp = image_shape
     if shp is None:
-        shp = getattr(physics, "img_size", None) or getattr(physics, "tensor_size", None)
+        for attr in ("img_size", "imsize", "tensor_size"):  # deepinv's names, by class
+            shp = shp or getattr(physics, attr, None)
     if shp is None:
         raise FastinvError(
             "this physics does not state its image size; pass image_shape=(H, W) or (C, H, W)"

@@ -35,6 +35,7 @@ from fastinv.problem.structured import (
     LinearMap,
     PeriodicConvolution,
     ReflectiveConvolution,
+    SubsampledMap,
     ZeroConvolution,
 )
 
@@ -516,6 +517,16 @@ def _blur2d(
     return op, op.matmat_rows(x[None])[0], x
 
 
+def _superres(n: int, shape, factor: int, **kw) -> tuple[LinearMap, np.ndarray, np.ndarray]:
+    """Super-resolution: the periodic blur of :func:`_blur2d` on the H x W grid, then every
+    ``factor``-th pixel kept in both directions (``y[i, j] = (K * x)[f i, f j]``): A is
+    (H W / f², H W), audited against its pseudo-inverse. x is the phantom, b = A x."""
+    H, W = shape
+    blur, _, x = _blur2d(n, shape, boundary="periodic", **kw)
+    op = SubsampledMap(blur, shape, factor, image_shape=shape)
+    return op, op.matmat_rows(x[None])[0], x
+
+
 def _toeplitz_blur(d: np.ndarray, N: int, sigma: float) -> np.ndarray:
     """The N x N Toeplitz factor ``g(i - j) / sum(g)`` with ``g`` Gaussian on the offsets d."""
     g = np.exp(-(d.astype(np.float64) ** 2) / (2 * sigma**2))
@@ -724,6 +735,23 @@ def _check_blur2d(op: str, n: int, p: dict) -> dict:
     return p
 
 
+def _check_superres(op: str, n: int, p: dict) -> dict:
+    p["shape"] = _parse_shape(op, n, p["shape"], required=True)
+    p["factor"] = _param_int("factor", op, p["factor"])
+    H, W = p["shape"]
+    if p["factor"] < 1 or H % p["factor"] or W % p["factor"]:
+        raise fail(
+            f"{op}: parameter factor", f"a positive integer dividing the image size {H} x {W}",
+            p["factor"],
+        )  # fmt: skip
+    p["psf"] = _choice("psf", op, p["psf"], _PSFS)
+    p["sigma"] = _positive("sigma", op, p["sigma"])
+    p["radius"] = _positive("radius", op, p["radius"])
+    p["length"] = _positive("length", op, p["length"])
+    p["angle"] = _param_float("angle", op, p["angle"])
+    return p
+
+
 def _check_inpaint(op: str, n: int, p: dict) -> dict:
     p["shape"] = _parse_shape(op, n, p["shape"], required=False)
     p["fraction"] = _param_float("fraction", op, p["fraction"])
@@ -895,6 +923,35 @@ CATALOGUE: dict[str, OperatorSpec] = {
             "n = H*W (a square n unless shape is given)",
             _check_blur2d,
             "Hansen, Nagy & O'Leary, Deblurring Images (SIAM 2006)",
+            None,
+            memory=_image_memory,
+        ),
+        OperatorSpec(
+            "superres",
+            "super-resolution: a periodic 2-D blur, then every factor-th pixel kept in both "
+            "directions (m = n / factor², rectangular: audited against A⁺)",
+            _superres,
+            {
+                "shape": None,
+                "factor": 2,
+                "psf": "gaussian",
+                "sigma": 1.0,
+                "radius": 2.0,
+                "length": 5.0,
+                "angle": 0.0,
+            },
+            {
+                "shape": "high-resolution image H,W with H*W = n; default square",
+                "factor": "down-sampling factor, dividing H and W (m = n / factor²)",
+                "psf": "'gaussian' (sigma), 'disk' (radius) or 'motion' (length, angle)",
+                "sigma": "Gaussian width in pixels (of the high-resolution grid)",
+                "radius": "disk radius in pixels",
+                "length": "motion blur length in pixels",
+                "angle": "motion direction in degrees (0 horizontal, 90 vertical)",
+            },
+            "n = H*W with factor dividing H and W",
+            _check_superres,
+            "Hansen, Nagy & O'Leary, Deblurring Images (SIAM 2006), blur and sampling",
             None,
             memory=_image_memory,
         ),

@@ -53,8 +53,9 @@ def generate(
 
     Parameters
     ----------
-    op : Operator or ndarray of shape (n, n)
-        the forward operator (an object with an ``.A`` attribute, or the matrix itself).
+    op : Operator or ndarray of shape (m, n)
+        the forward operator (an object with an ``.A`` attribute, or the matrix itself);
+        rectangular operators (m ≠ n: super-resolution, a deepinv ``Downsampling``) too.
     n_samples : int
         number of pairs N >= 1.
     prior : str or Prior
@@ -88,11 +89,11 @@ def generate(
     -------
     X : ndarray of shape (N, n)
         signals, one per row.
-    Y : ndarray of shape (N, n)
+    Y : ndarray of shape (N, m)
         measurements ``X @ A.T + E``.
     """
     A = _operator_matrix(op)
-    n = A.shape[0] if isinstance(A, np.ndarray) else A.n
+    m, n = A.shape
     N = check_int(n_samples, "n_samples", lo=1)
     pr = _resolve_prior(prior, n, prior_params)
     noise = check_float(noise, "noise", lo=0)
@@ -101,9 +102,9 @@ def generate(
     key = as_seed(seed)
     start = check_int(start, "start", lo=0)
     block = row_block(n)
-    chunk = _plan_chunks(N, n, chunk_size, block, out_dtype)
-    out = _Output(N, n, chunk, out_dtype)
-    add_noise = _NoiseStep(noise, noise_type, n)
+    chunk = _plan_chunks(N, max(m, n), chunk_size, block, out_dtype)
+    out = _Output(N, n, m, chunk, out_dtype)
+    add_noise = _NoiseStep(noise, noise_type, m)
     forward = _forward_step(pr, A, block, min(chunk, N))
     for s in range(0, N, chunk):
         e = min(N, s + chunk)
@@ -135,21 +136,15 @@ def _check_overflow(Y: np.ndarray, A) -> None:
 # ---------------------------------------------------------------------------------------
 # validate
 def _operator_matrix(op):
-    """The dense float64 A, or the Operator itself when it is not stored as a matrix (then
-    y = A x goes through its ``apply``: FFT, DCT, Kronecker, mask, sparse, ...)."""
+    """The dense float64 A (m, n), or the Operator itself when it is not stored as a matrix
+    (then y = A x goes through its ``apply``: FFT, DCT, Kronecker, mask, sparse, ...)."""
     if getattr(op, "linear_map", None) is not None and op.structure != "dense":
-        if op.shape[0] != op.shape[1]:
-            raise FastinvError(
-                f"operator matrix A must be square and non-empty, got shape {op.shape}; "
-                "pass an (n, n) matrix"
-            )
         return op
     A = op.A if hasattr(op, "A") else op
     A = check_2d(A, "operator matrix A")
-    if A.shape[0] != A.shape[1] or A.shape[0] == 0:
+    if A.size == 0:
         raise FastinvError(
-            f"operator matrix A must be square and non-empty, got shape {A.shape}; "
-            "pass an (n, n) matrix"
+            f"operator matrix A must be non-empty, got shape {A.shape}; pass an (m, n) matrix"
         )
     check_finite(A, "operator matrix A")
     return np.ascontiguousarray(A, dtype=np.float64)
@@ -165,7 +160,7 @@ def _resolve_prior(prior, n: int, prior_params) -> Prior:
             )
         if prior.n != n:
             raise FastinvError(
-                f"prior has length {prior.n} but the operator is {n} x {n}; "
+                f"prior has length {prior.n} but the operator's signals have n = {n} entries; "
                 f"make the prior with n={n}"
             )
         return prior
@@ -218,9 +213,9 @@ class _Output:
     """X and Y, and the float64 scratch that a float32 result is computed in, chunk by chunk
     (each chunk rounded once when stored)."""
 
-    def __init__(self, N: int, n: int, chunk: int, dtype: np.dtype) -> None:
+    def __init__(self, N: int, n: int, m: int, chunk: int, dtype: np.dtype) -> None:
         self.native = dtype == np.float64
-        need = 2 * N * n * dtype.itemsize + (0 if self.native else 2 * chunk * n * 8)
+        need = N * (n + m) * dtype.itemsize + (0 if self.native else chunk * (n + m) * 8)
         check_memory(
             need,
             "generating X and Y",
@@ -228,10 +223,10 @@ class _Output:
             "fastinv.problem.priors.make_prior(...).sample(..., start=...)",
         )
         self.X = np.empty((N, n), dtype=dtype)
-        self.Y = np.empty((N, n), dtype=dtype)
+        self.Y = np.empty((N, m), dtype=dtype)
         if not self.native:
             self._xbuf = np.empty((chunk, n))
-            self._ybuf = np.empty((chunk, n))
+            self._ybuf = np.empty((chunk, m))
 
     def chunk(self, s: int, e: int) -> tuple[np.ndarray, np.ndarray]:
         """float64 arrays for rows ``s .. e`` of X and Y (the outputs themselves when
@@ -259,7 +254,7 @@ def _forward_step(pr: Prior, A, block: int, rows: int):
     factor when it has few enough coefficients, else sample and multiply by A (a dense
     matrix, or an Operator's ``apply`` row by row)."""
     lr = pr.low_rank()
-    n = A.shape[0]
+    n = A.shape[1]
     if not isinstance(A, np.ndarray):
         return _MapForward(pr, A, rows)
     if lr is not None and 2 * lr.factor.shape[0] <= n:
@@ -318,13 +313,13 @@ class _LowRankForward:
 class _NoiseStep:
     """Adds the noise of rows ``start ..`` to a chunk of Y (nothing when noise is 0)."""
 
-    def __init__(self, noise: float, noise_type: str, n: int) -> None:
+    def __init__(self, noise: float, noise_type: str, m: int) -> None:
         self.noise, self.relative = noise, noise_type == "relative"
         self.scratch = None
         if noise > 0:
             import numba
 
-            self.scratch = np.empty((numba.config.NUMBA_NUM_THREADS, n))
+            self.scratch = np.empty((numba.config.NUMBA_NUM_THREADS, m))
 
     def __call__(self, yc, key, start: int) -> None:
         from fastinv.kernels.priors import _add_noise_absolute, _add_noise_relative

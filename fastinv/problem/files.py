@@ -7,6 +7,7 @@ line that says what is wrong with the file and how to write it instead.
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -112,10 +113,8 @@ def _read_npz(p: Path, spath: str, key: str | None) -> tuple[Any, str | None]:
 
 
 def _read_mat(p: Path, spath: str, key: str | None) -> tuple[Any, str]:
-    import scipy.io
-
     try:
-        d = scipy.io.loadmat(p)
+        d = _loadmat_guarded(p, spath)
     except NotImplementedError as e:
         raise FastinvError(
             f"cannot read {spath}: it is a MATLAB v7.3 (HDF5) file ({_one_line(e)}); "
@@ -123,6 +122,62 @@ def _read_mat(p: Path, spath: str, key: str | None) -> tuple[Any, str]:
         ) from None
     arrays = {k: v for k, v in d.items() if not k.startswith("__")}
     return _pick(arrays, key, spath)
+
+
+def _loadmat_guarded(p: Path, spath: str) -> dict:
+    """``scipy.io.loadmat(p)``, in a forked child where the system has fork: scipy's MAT
+    reader can die of SIGBUS/SIGSEGV on a damaged file (found by tests/test_fuzz.py), which
+    must become one clear error, not a crash of the caller. The child sends the arrays back
+    through temporary .npz files (pickle-free; a sparse variable as a sparse .npz, a cell
+    or struct as its text, refused later as non-numeric) or the exception it raised."""
+    import scipy.io
+    import scipy.sparse
+
+    if not hasattr(os, "fork"):
+        return scipy.io.loadmat(p)
+    import pickle
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="fastinv_mat_") as tmp:
+        out, err = Path(tmp) / "arrays.npz", Path(tmp) / "error.pickle"
+        pid = os.fork()
+        if pid == 0:  # the child: load, hand over, leave without running the parent's cleanup
+            code = 0
+            try:
+                d = scipy.io.loadmat(p)
+                dense = {}
+                for i, (k, v) in enumerate(d.items()):
+                    if k.startswith("__"):
+                        continue
+                    if scipy.sparse.issparse(v):
+                        scipy.sparse.save_npz(Path(tmp) / f"sparse_{i}.npz", v)
+                        (Path(tmp) / f"sparse_{i}.name").write_text(k)
+                    else:
+                        v = np.asarray(v)
+                        if v.dtype == object:  # a cell or struct: its text, same shape
+                            v = np.vectorize(repr, otypes=[str])(v) if v.size else v.astype(str)
+                        dense[k] = v
+                np.savez(out, **dense)
+            except BaseException as e:  # noqa: BLE001 - handed to the parent
+                try:
+                    err.write_bytes(pickle.dumps(e))
+                except Exception:  # noqa: BLE001 - an exception that does not pickle
+                    err.write_bytes(pickle.dumps(ValueError(_one_line(e))))
+                code = 1
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        if os.WIFSIGNALED(status):
+            raise FastinvError(
+                f"cannot read {spath}: the MAT-file reader crashed on it (signal "
+                f"{os.WTERMSIG(status)}); the file is damaged — save it again, or as .npy"
+            )
+        if err.exists():
+            raise pickle.loads(err.read_bytes())  # noqa: S301 - written by our own child
+        with np.load(out, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        for name in sorted(Path(tmp).glob("sparse_*.name")):
+            arrays[name.read_text()] = scipy.sparse.load_npz(name.with_suffix(".npz"))
+        return arrays
 
 
 def _read_table(p: Path, spath: str, key: str | None) -> tuple[np.ndarray, None]:

@@ -69,8 +69,8 @@ class Operator:
 
     Parameters
     ----------
-    A : array_like of shape (n, n), or LinearMap
-        The matrix (validated: real, finite, square, non-empty; stored as a C-contiguous
+    A : array_like of shape (m, n), or LinearMap
+        The matrix (validated: real, finite, non-empty; stored as a C-contiguous
         float64 array; do not modify ``op.A`` in place: the SVD is cached), or a linear map
         of shape (m, n) (not validated further).
     name : str
@@ -120,7 +120,7 @@ class Operator:
             self._A = None
             self.linear_map: LinearMap = A
         else:
-            self._A = _as_square_matrix(A, "A")
+            self._A = _as_matrix(A, "A")
             self.linear_map = DenseMap(self._A)
         self.shape: tuple[int, int] = self.linear_map.shape
         self.m, self.n = self.shape
@@ -138,8 +138,8 @@ class Operator:
 
         Parameters
         ----------
-        A : array_like of shape (n, n)
-            Real, finite, square matrix (a singular one is allowed).
+        A : array_like of shape (m, n)
+            Real, finite matrix (a singular or rectangular one is allowed).
         name : str
             Name to report.
         x, b : array_like of shape (n,), optional
@@ -256,8 +256,8 @@ class Operator:
         Exact from the structure where the operator has one (FFT, DCT, Kronecker, diagonal;
         the singular vectors are then made dense, so the same memory limit as
         :meth:`to_dense` applies), else LAPACK ``gesdd`` (divide and conquer) on ``.A``,
-        falling back to ``gesvd`` when it does not converge. Shapes: U (m, m), s
-        (min(m, n),), Vt (n, n).
+        falling back to ``gesvd`` when it does not converge. The thin SVD: shapes U (m, r),
+        s (r,), Vt (r, n) with r = min(m, n) (all of U and V for a square A).
         """
         if self.linear_map.exact_svd:
             check_dense_size(self.shape, f"{self.name}: the full SVD", copies=2)
@@ -265,9 +265,13 @@ class Operator:
         import scipy.linalg
 
         try:
-            U, s, Vt = scipy.linalg.svd(self.A, lapack_driver="gesdd", check_finite=False)
+            U, s, Vt = scipy.linalg.svd(
+                self.A, full_matrices=False, lapack_driver="gesdd", check_finite=False
+            )
         except np.linalg.LinAlgError:
-            U, s, Vt = scipy.linalg.svd(self.A, lapack_driver="gesvd", check_finite=False)
+            U, s, Vt = scipy.linalg.svd(
+                self.A, full_matrices=False, lapack_driver="gesvd", check_finite=False
+            )
         return U, s, Vt
 
     @functools.cached_property
@@ -348,7 +352,7 @@ class Operator:
             "params": to_jsonable(self.params),
             "cond": self.cond if self._cond_is_cheap() else None,
         }
-        if self.structure != "dense" or self.image_shape is not None:
+        if self.structure != "dense" or self.image_shape is not None or self.m != self.n:
             d.update(structure=self.structure, shape=list(self.shape))
             d["image_shape"] = None if self.image_shape is None else list(self.image_shape)
         return d
@@ -397,19 +401,18 @@ def _is_sparse(A) -> bool:
 
 
 def _as_sparse_map(S, what: str) -> SparseMap:
-    """A square, real, finite sparse matrix kept sparse (a matrix-free operator)."""
-    if S.shape[0] != S.shape[1] or S.shape[0] == 0:
-        raise FastinvError(
-            f"{what} must be square (n, n) to have an inverse; got ({S.shape[0]}, {S.shape[1]})"
-        )
+    """A real, finite, non-empty sparse matrix kept sparse (a matrix-free operator)."""
+    if S.shape[0] == 0 or S.shape[1] == 0:
+        raise FastinvError(f"{what} is empty (shape {S.shape}); supply a non-empty (m, n) matrix")
     if np.iscomplexobj(S.data):
         raise FastinvError(f"{what} must be real, got dtype {S.dtype}")
     check_finite(np.asarray(S.data, dtype=np.float64), what)
     return SparseMap(S)
 
 
-def _as_square_matrix(A, what: str) -> np.ndarray:
-    """Validate ``A`` (real, numeric, non-empty, 2-D, square, finite); return float64 C."""
+def _as_matrix(A, what: str) -> np.ndarray:
+    """Validate ``A`` (real, numeric, non-empty, 2-D, finite); return float64 C. A may be
+    rectangular (m ≠ n): it is then audited against its pseudo-inverse A⁺."""
     if hasattr(A, "toarray") and callable(A.toarray):  # scipy.sparse
         A = A.toarray()
     a = np.asarray(A)
@@ -423,13 +426,9 @@ def _as_square_matrix(A, what: str) -> np.ndarray:
             f"{what} must hold real numbers, got dtype {a.dtype}; convert it to a numeric array"
         )
     if a.size == 0:
-        raise FastinvError(f"{what} is empty (shape {a.shape}); supply a non-empty (n, n) matrix")
+        raise FastinvError(f"{what} is empty (shape {a.shape}); supply a non-empty (m, n) matrix")
     if a.ndim != 2:
-        raise FastinvError(f"{what} must be a 2-D array (n, n), got shape {a.shape}")
-    if a.shape[0] != a.shape[1]:
-        raise FastinvError(
-            f"{what} must be square (n, n) to have an inverse; got ({a.shape[0]}, {a.shape[1]})"
-        )
+        raise FastinvError(f"{what} must be a 2-D array (m, n), got shape {a.shape}")
     a = np.ascontiguousarray(a, dtype=np.float64)
     check_finite(a, what)
     return a
@@ -641,7 +640,7 @@ def load_operator(path, *, key: str | None = None) -> Operator:
     A, chosen = read_matrix(path, key=key)
     spath = str(path)
     what = f"A in {spath}" + (f" (key {chosen!r})" if chosen is not None else "")
-    A = _as_sparse_map(A, what) if _is_sparse(A) else _as_square_matrix(A, what)
+    A = _as_sparse_map(A, what) if _is_sparse(A) else _as_matrix(A, what)
     p = Path(path)
     params = {"path": str(p.resolve())}
     if chosen is not None:

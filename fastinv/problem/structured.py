@@ -62,6 +62,7 @@ __all__ = [
     "ReflectiveConvolution",
     "SparseMap",
     "SpectralBasis",
+    "SubsampledMap",
     "ZeroConvolution",
     "check_dense_size",
 ]
@@ -479,6 +480,59 @@ class ZeroConvolution(LinearMap):
         full = torch.fft.irfft2(torch.fft.rfft2(X.reshape(X.shape[0], H, W), s=s) * K, s=s)
         r, c = kh // 2, kw // 2
         return full[:, r : r + H, c : c + W].reshape(X.shape[0], -1)
+
+
+class SubsampledMap(LinearMap):
+    """``A = S B``: an image map ``B`` (n × n on an H × W grid) followed by keeping every
+    ``factor``-th pixel in both directions, ``(A x)[i, j] = (B x)[f i, f j]``: a
+    super-resolution forward model, m = (H / f)(W / f) < n. Rectangular, so it is audited
+    against its pseudo-inverse; its spectra come from the randomized SVD on apply/adjoint
+    (or a dense SVD at small n). For a circular convolution B with transfer function λ,
+    A Aᵀ is a circular convolution on the coarse grid, with eigenvalues the mean of |λ|² over
+    the f² frequencies that alias onto each coarse one (the test checks σ² against that)."""
+
+    structure = "matrix-free"
+
+    def __init__(self, inner: LinearMap, grid, factor: int, image_shape=None) -> None:
+        H, W = (int(g) for g in grid)
+        f = int(factor)
+        if f < 1 or H % f or W % f:
+            raise FastinvError(
+                f"the subsampling factor {factor} must divide the image size {H} x {W}"
+            )
+        if inner.shape != (H * W, H * W):
+            raise FastinvError(f"the inner map must be ({H * W}, {H * W}), got {inner.shape}")
+        super().__init__(((H // f) * (W // f), H * W), image_shape)
+        self.inner, self.grid, self.factor = inner, (H, W), f
+        self.coarse = (H // f, W // f)
+
+    def matmat_rows(self, X):
+        Z = _image_rows(self.inner.matmat_rows(X), self.grid)
+        return np.ascontiguousarray(Z[:, :: self.factor, :: self.factor]).reshape(X.shape[0], -1)
+
+    def rmatmat_rows(self, Y):
+        up = np.zeros((Y.shape[0], *self.grid))
+        up[:, :: self.factor, :: self.factor] = _image_rows(Y, self.coarse)
+        return self.inner.rmatmat_rows(up.reshape(Y.shape[0], -1))
+
+    @property
+    def has_torch(self) -> bool:
+        return self.inner.has_torch
+
+    def torch_rows(self, X, adjoint):
+        import torch
+
+        if not self.inner.has_torch:
+            return None
+        f = self.factor
+        if not adjoint:
+            Z = self.inner.torch_rows(X, False).reshape(X.shape[0], *self.grid)
+            return Z[:, ::f, ::f].reshape(X.shape[0], -1)
+        # zero-filled upsampling without writing in place (vmap and forward-mode AD): each
+        # coarse pixel followed by f - 1 zeros along both axes
+        h, w = self.coarse
+        up = torch.nn.functional.pad(X.reshape(X.shape[0], h, 1, w, 1), (0, f - 1, 0, 0, 0, f - 1))
+        return self.inner.torch_rows(up.reshape(X.shape[0], -1), True)
 
 
 def _crop_centred(psf: np.ndarray) -> np.ndarray:

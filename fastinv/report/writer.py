@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from fastinv._progress import Stopwatch
-from fastinv.auditing.references import LABELS
+from fastinv.auditing.references import LABELS, inverse_wording
 from fastinv.io import OutFolder, save_npz, write_json, write_text
 from fastinv.report.plots import IMAGE_FIGURES, make_plots
 
@@ -177,15 +177,22 @@ def render_markdown(metrics: dict, verdict: list[str], plots: dict[str, Path], t
         _notes_sections(metrics),
         _plots_section({k: p for k, p in plots.items() if k not in IMAGE_FIGURES}),
     )
-    return "\n".join(line for section in sections for line in section)
+    text = "\n".join(line for section in sections for line in section)
+    return inverse_wording(text, metrics)
 
 
 def _header(metrics: dict, title: str) -> list[str]:
     op = metrics.get("operator", {})
     lines = [f"# {title}", ""]
     if op:
+        shape = op.get("shape")
+        size = (
+            f"A of shape {shape[0]} × {shape[1]} (audited against its pseudo-inverse A⁺)"
+            if shape and shape[0] != shape[1]
+            else f"n = {op.get('n')}"
+        )
         lines += [
-            f"Operator **{op.get('name')}**, n = {op.get('n')}, cond(A) = {_g(op.get('cond'), 3)}. "
+            f"Operator **{op.get('name')}**, {size}, cond(A) = {_g(op.get('cond'), 3)}. "
             + (metrics.get("data", {}).get("summary", "")),
             "",
         ]
