@@ -77,8 +77,10 @@ def _batch_rows(batch_size, m: int, n: int, dtype) -> int:
     return int(min(batch_size, cap, m))
 
 
-def _vmap_or_loop(fn, loop_fn=None):
-    """``X -> stack(fn(x) for x in X)``, by ``torch.func.vmap`` while the model allows it.
+def _vmap_or_loop(fn, loop_fn=None, in_dims=0):
+    """``(X, ...) -> stack(fn(x, ...) for x in X)``, by ``torch.func.vmap`` while the model
+    allows it (``in_dims`` as vmap's: 0 maps over every argument, a tuple maps the arguments
+    marked 0 and passes those marked None whole).
 
     A model that torch.func cannot vmap (an in-place update of a tensor that is not batched,
     as in some deepinv physics: "vmap: inplace arithmetic ...", or a broadcast error) raises
@@ -90,13 +92,20 @@ def _vmap_or_loop(fn, loop_fn=None):
     state = {"vmap": True}
     loop_fn = fn if loop_fn is None else loop_fn
 
-    def call(X):
+    def call(*args):
         if state["vmap"]:
             try:
-                return torch.func.vmap(fn)(X)
+                return torch.func.vmap(fn, in_dims=in_dims)(*args)
             except RuntimeError:
                 state["vmap"] = False
-        return torch.stack([loop_fn(x) for x in X])
+        dims = in_dims if isinstance(in_dims, tuple) else (in_dims,) * len(args)
+        rows = next(a.shape[0] for a, d in zip(args, dims, strict=True) if d == 0)
+        return torch.stack(
+            [
+                loop_fn(*(a[i] if d == 0 else a for a, d in zip(args, dims, strict=True)))
+                for i in range(rows)
+            ]
+        )
 
     return call
 
@@ -538,10 +547,15 @@ def _vmapped_jvp(model):
 
     single = _single(model)
 
-    def jvp_cols(y, T):
-        return _vmap_or_loop(lambda t: torch.func.jvp(single, (y,), (t,))[1])(T)
+    def jvp(y, t):
+        return torch.func.jvp(single, (y,), (t,))[1]
 
-    return lambda Y, T: _vmap_or_loop(lambda y: jvp_cols(y, T))(Y)
+    # one decision for the whole audit: vmapped over probes and tangents, else loops
+    return _vmap_or_loop(
+        lambda y, T: torch.func.vmap(jvp, in_dims=(None, 0))(y, T),
+        lambda y, T: torch.stack([jvp(y, t) for t in T]),
+        in_dims=(0, None),
+    )
 
 
 def _projected(model, Y, U, V, chunk: int, dtype, dev, progress=None) -> np.ndarray:

@@ -127,11 +127,9 @@ def _read_mat(p: Path, spath: str, key: str | None) -> tuple[Any, str]:
 def _loadmat_guarded(p: Path, spath: str) -> dict:
     """``scipy.io.loadmat(p)``, in a forked child where the system has fork: scipy's MAT
     reader can die of SIGBUS/SIGSEGV on a damaged file (found by tests/test_fuzz.py), which
-    must become one clear error, not a crash of the caller. The child sends the arrays back
-    through temporary .npz files (pickle-free; a sparse variable as a sparse .npz, a cell
-    or struct as its text, refused later as non-numeric) or the exception it raised."""
+    must become one clear error, not a crash of the caller. The child hands the variables
+    back through files (:func:`_dump_mat_variables`) or the exception it raised."""
     import scipy.io
-    import scipy.sparse
 
     if not hasattr(os, "fork"):
         return scipy.io.loadmat(p)
@@ -139,25 +137,13 @@ def _loadmat_guarded(p: Path, spath: str) -> dict:
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="fastinv_mat_") as tmp:
-        out, err = Path(tmp) / "arrays.npz", Path(tmp) / "error.pickle"
+        folder = Path(tmp)
+        err = folder / "error.pickle"
         pid = os.fork()
         if pid == 0:  # the child: load, hand over, leave without running the parent's cleanup
             code = 0
             try:
-                d = scipy.io.loadmat(p)
-                dense = {}
-                for i, (k, v) in enumerate(d.items()):
-                    if k.startswith("__"):
-                        continue
-                    if scipy.sparse.issparse(v):
-                        scipy.sparse.save_npz(Path(tmp) / f"sparse_{i}.npz", v)
-                        (Path(tmp) / f"sparse_{i}.name").write_text(k)
-                    else:
-                        v = np.asarray(v)
-                        if v.dtype == object:  # a cell or struct: its text, same shape
-                            v = np.vectorize(repr, otypes=[str])(v) if v.size else v.astype(str)
-                        dense[k] = v
-                np.savez(out, **dense)
+                _dump_mat_variables(scipy.io.loadmat(p), folder)
             except BaseException as e:  # noqa: BLE001 - handed to the parent
                 try:
                     err.write_bytes(pickle.dumps(e))
@@ -173,11 +159,39 @@ def _loadmat_guarded(p: Path, spath: str) -> dict:
             )
         if err.exists():
             raise pickle.loads(err.read_bytes())  # noqa: S301 - written by our own child
-        with np.load(out, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-        for name in sorted(Path(tmp).glob("sparse_*.name")):
-            arrays[name.read_text()] = scipy.sparse.load_npz(name.with_suffix(".npz"))
-        return arrays
+        return _load_mat_variables(folder)
+
+
+def _dump_mat_variables(d: dict, folder: Path) -> None:
+    """loadmat's variables as pickle-free files: dense ones in ``arrays.npz``, a sparse one
+    as a sparse .npz beside its name, a cell or struct as its text (same shape; refused later
+    as non-numeric)."""
+    import scipy.sparse
+
+    dense = {}
+    for i, (k, v) in enumerate(d.items()):
+        if k.startswith("__"):
+            continue
+        if scipy.sparse.issparse(v):
+            scipy.sparse.save_npz(folder / f"sparse_{i}.npz", v)
+            (folder / f"sparse_{i}.name").write_text(k)
+            continue
+        v = np.asarray(v)
+        if v.dtype == object:
+            v = np.vectorize(repr, otypes=[str])(v) if v.size else v.astype(str)
+        dense[k] = v
+    np.savez(folder / "arrays.npz", **dense)
+
+
+def _load_mat_variables(folder: Path) -> dict:
+    """The variables :func:`_dump_mat_variables` wrote."""
+    import scipy.sparse
+
+    with np.load(folder / "arrays.npz", allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    for name in sorted(folder.glob("sparse_*.name")):
+        arrays[name.read_text()] = scipy.sparse.load_npz(name.with_suffix(".npz"))
+    return arrays
 
 
 def _read_table(p: Path, spath: str, key: str | None) -> tuple[np.ndarray, None]:
