@@ -139,6 +139,9 @@ def test_topk_audit_of_a_rectangular_A_agrees_with_the_dense_one(problem):
     s = np.linalg.svd(A, compute_uv=False)
     np.testing.assert_allclose(top.arrays["phi_C"], s**2 / (s**2 + lam), rtol=0, atol=1e-7)
     assert top.metrics["errors_full"]["network"] == pytest.approx(_rel(Yt @ B.T, Xt), rel=1e-9)
+    assert top.metrics["audit"]["m"] == 30  # so the verdict speaks of A⁺ here too
+    assert any("null space of dimension at least 10" in v for v in top.verdict)
+    assert not any("A⁻¹" in v for v in top.verdict)
     with pytest.raises(FastinvError, match=r"at most min\(m, n\) = 30, got 31"):
         audit(lambda Z: Z @ B.T, op, probes=Y, test=(Yt, Xt), n_jacobian=0, rank=31)
 

@@ -198,11 +198,11 @@ def choose_path(
     n_fit = fitted_rows(n_probes)
     r = min(m, n)
     if rank is not None or path == "top-k":
-        size = "n" if m == n else "min(m, n)"
+        r_name = "n" if m == n else "min(m, n)"
         k = (
             topk.default_rank(n_fit, r)
             if rank is None
-            else topk.check_rank(rank, n_fit, r, size_name=size)
+            else topk.check_rank(rank, n_fit, r, size_name=r_name)
         )
         why = "an audit rank was given" if rank is not None else "the top-k audit was asked for"
         return AuditPath("top-k", k, why, n_fit, n, m)
@@ -358,7 +358,7 @@ def _audit_topk(a: AuditInputs, chosen: AuditPath, rep) -> AuditResult:
         notes=notes,
         timings=rep.timings,
     )
-    metrics["audit"].update(n_fit=chosen.n_fit, n=chosen.n)
+    metrics["audit"].update(chosen.to_dict())  # n_fit, n (and m for a rectangular A)
     arrays = topk.topk_arrays(
         top=top, fit=fit, test=net, cmp=cmp, svals=svals, jacobians=jac_arrays, curves=refs.curves
     )
