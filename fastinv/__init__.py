@@ -31,6 +31,7 @@ _LAZY = {
     "LinearFit": ("fastinv.linalg.moments", "LinearFit"),
     "fit_linear": ("fastinv.linalg.surrogate", "fit_linear"),
     "fit_surrogate": ("fastinv.linalg.surrogate", "fit_surrogate"),
+    "surrogate_moments": ("fastinv.linalg.surrogate", "surrogate_moments"),
     "jacobians": ("fastinv.linalg.jacobians", "jacobians"),
     "mean_jacobian": ("fastinv.linalg.jacobians", "mean_jacobian"),
     "rsvd": ("fastinv.linalg.randomized", "rsvd"),

@@ -73,6 +73,29 @@ def test_affine_numpy_callable_without_jacobians(shaw16):
     assert any("Jacobians need a torch model" in s for s in res.metrics["notes"])
 
 
+def test_surrogate_moments_from_parts_give_the_audit_of_one_pass(shaw16):
+    """The data-parallel entry: moments accumulated in two parts and merged give the same C,
+    R² and surrogate error as the audit's own fit; the top-k audit refuses them."""
+    from fastinv.auditing.sections import surrogate_holdout
+    from fastinv.linalg.surrogate import surrogate_moments
+
+    op, X, Y, Xt, Yt, prior = shaw16
+    net = torch.nn.Sequential(torch.nn.Linear(16, 16), torch.nn.Tanh()).double().eval()
+    kw = dict(probes=Y, test=(Yt, Xt), prior=prior, n_jacobian=0, seed=5)
+    one = audit(net, op, **kw)
+    h = surrogate_holdout(Y.shape[0])
+    parts = [surrogate_moments(net, Y[a:b], start=a, total=600, holdout=h, seed=5)
+             for a, b in ((0, 250), (250, 600))]  # fmt: skip
+    merged = parts[0].merge(parts[1])
+    res = audit(net, op, surrogate_moments=merged, **kw)
+    np.testing.assert_allclose(res.arrays["C"], one.arrays["C"], rtol=0, atol=1e-10)
+    for key in ("r2", "r2_test", "test_rel_error", "rel_dist_to_inverse"):
+        assert res.metrics["surrogate"][key] == pytest.approx(one.metrics["surrogate"][key])
+    with pytest.raises(FastinvError, match="surrogate_moments are for the dense audit, but the "
+                       "top-k audit runs"):  # fmt: skip
+        audit(net, op, rank=4, surrogate_moments=merged, **kw)
+
+
 @pytest.fixture(scope="module")
 def lmmse_audit(shaw16):
     """The audit of a 'network' that is exactly the LMMSE estimator (no Jacobians)."""

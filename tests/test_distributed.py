@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 600  # seconds: two Python processes importing torch on a loaded 2-core machine
 
 N_ROWS, N = 301, 32  # an odd number of rows: the ranks hold 151 and 150
+N_PROBES = 77  # the surrogate's probes: 62 fitted, 15 held out, split unevenly by the ranks
 SEED = 5
 #: training settings compared between 1 and 2 processes (float64)
 GD = dict(
@@ -39,10 +40,20 @@ def _problem():
     return make_operator("shaw", N)
 
 
-def _generate(**kw):
+def _generate(seed_offset=0, **kw):
     from fastinv.problem.data import generate
 
-    return generate(_problem(), n_samples=kw.pop("n", N_ROWS), seed=SEED, noise=0.01, **kw)
+    seed = SEED + seed_offset
+    return generate(_problem(), n_samples=kw.pop("n", N_ROWS), seed=seed, noise=0.01, **kw)
+
+
+def _probe_model():
+    """A fixed nonlinear network (same weights in every process: seeded, float64)."""
+    import torch
+
+    torch.manual_seed(11)
+    net = torch.nn.Sequential(torch.nn.Linear(N, N), torch.nn.Tanh(), torch.nn.Linear(N, N))
+    return net.double().eval()
 
 
 def _torchrun(*args, cwd):
@@ -116,6 +127,42 @@ def test_allreduce_moments_equals_one_pass(ranks):
     assert not (ranks / "moments_dst1.npz").exists()  # rank 1 received nothing
 
 
+def test_allreduce_moments_of_a_torch_accumulator(ranks):
+    from fastinv.linalg.moments import MomentAccumulator
+
+    X, Y = _generate()
+    ref = MomentAccumulator(N, N).update(Y, X).solve()
+    got = np.load(ranks / "moments_torch.npz")
+    assert int(got["n"]) == N_ROWS
+    np.testing.assert_allclose(got["C"], ref.C, rtol=1e-9, atol=1e-9 * np.abs(ref.C).max())
+
+
+def test_surrogate_moments_merged_from_ranks_give_the_single_process_fit(ranks):
+    from fastinv.linalg.surrogate import fit_surrogate, holdout_mask
+
+    _, Y = _generate(n=N_PROBES, seed_offset=1)
+    one = fit_surrogate(_probe_model(), Y, holdout=0.2, seed=7)
+    mask = holdout_mask(N_PROBES, 0.2, 7)
+    rows = [int(np.load(ranks / f"surrogate_rows{r}.npy")) for r in (0, 1)]
+    assert rows == [int((~mask[:39]).sum()), int((~mask[39:]).sum())]  # each rank's own rows
+    got = np.load(ranks / "surrogate.npz")
+    assert int(got["n"]) == one.n_samples == N_PROBES - 15
+    np.testing.assert_allclose(got["C"], one.C, rtol=1e-9, atol=1e-9 * np.abs(one.C).max())
+    np.testing.assert_allclose(got["b"], one.b, rtol=1e-9, atol=1e-12)
+    assert abs(float(got["r2"]) - one.r2) < 1e-10
+
+
+def test_collectives_agree_and_a_failure_on_one_rank_stops_both(ranks):
+    got = [json.loads((ranks / f"collectives{r}.json").read_text()) for r in (0, 1)]
+    assert [g["broadcast"] for g in got] == [3, 3]
+    assert [g["ok"] for g in got] == [100, 101]
+    assert got[1]["raised"] == "ValueError: planted on rank 1"
+    assert got[0]["raised"] == (
+        "FastinvError: rank 1 of 2 failed (ValueError: planted on rank 1); this rank stopped "
+        "with it"
+    )
+
+
 def _single(settings):
     from fastinv.nets.training import train
 
@@ -153,6 +200,21 @@ def test_torchrun_fastinv_run_writes_one_run_folder(tmp_path):
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["model"]["world_size"] == 2
     assert metrics["data"]["n_train"] == 300
+    assert metrics["audit"]["path"] == "dense" and metrics["timings"]["surrogate"] > 0
+    # one process, same arguments: the same C (its moments were accumulated by two ranks)
+    from click.testing import CliRunner
+
+    from fastinv.cli.main import main
+
+    one = tmp_path / "one"
+    res = CliRunner().invoke(main, ["run", *args.split(), "--jacobian-probes", "2", "--out",
+                                    str(one), "--quiet"], catch_exceptions=False)  # fmt: skip
+    assert res.exit_code == 0, res.output
+    C1, C2 = (np.load(d / "arrays.npz")["C"] for d in (one, tmp_path / "run"))
+    np.testing.assert_allclose(C2, C1, rtol=0, atol=1e-6 * np.abs(C1).max())
+    single = json.loads((one / "metrics.json").read_text())
+    assert "surrogate" not in single["timings"]
+    assert metrics["surrogate"]["r2"] == pytest.approx(single["surrogate"]["r2"], abs=1e-7)
 
 
 # ------------------------------------------------------------------------------------------
@@ -172,6 +234,46 @@ def _save_moments(path: Path, acc) -> None:
     np.savez(path, C=fit.C, b=fit.b, r2=fit.r2, n=acc.n_samples)
 
 
+def _save_surrogate(out: Path, env) -> None:
+    """Each rank accumulates the surrogate's moments on its probe rows; rank 0 fits C."""
+    from fastinv.linalg.surrogate import fit_surrogate, surrogate_moments
+    from fastinv.nets.distributed import allreduce_moments, row_range
+
+    model = _probe_model()
+    lo, hi = row_range(N_PROBES, env.rank, env.world_size)
+    _, Yp = _generate(n=hi - lo, start=lo, seed_offset=1)
+    part = surrogate_moments(model, Yp, start=lo, total=N_PROBES, holdout=0.2, seed=7)
+    np.save(out / f"surrogate_rows{env.rank}.npy", part.n_samples)
+    merged = allreduce_moments(part, dst=0)
+    if merged is not None:
+        _, Y_all = _generate(n=N_PROBES, seed_offset=1)
+        fit = fit_surrogate(model, Y_all, holdout=0.2, seed=7, moments=merged)
+        np.savez(out / "surrogate.npz", C=fit.C, b=fit.b, r2=fit.r2, n=fit.n_samples)
+
+
+def _save_collectives(out: Path, env, acc) -> None:
+    """A torch accumulator through the gather; a broadcast; a failure on rank 1 only."""
+    from fastinv.linalg.moments import MomentAccumulator
+    from fastinv.nets.distributed import allreduce_moments, broadcast_from_root, collectively
+
+    t = MomentAccumulator(N, N, backend="torch", device="cpu").merge(acc)
+    at0 = allreduce_moments(t, dst=0)
+    if at0 is not None:
+        _save_moments(out / "moments_torch.npz", at0)
+    got = {"broadcast": broadcast_from_root(10 * env.rank + 3)}
+    got["ok"] = collectively(lambda: env.rank + 100)
+    try:
+        collectively(_fails_on_rank_1, env.rank)
+    except Exception as e:  # noqa: BLE001 -- what each rank raised is the result
+        got["raised"] = f"{type(e).__name__}: {e}"
+    (out / f"collectives{env.rank}.json").write_text(json.dumps(got))
+
+
+def _fails_on_rank_1(rank: int) -> None:
+    if rank == 1:
+        raise ValueError("planted on rank 1")
+
+
 def _worker(out: Path) -> None:
     from fastinv.linalg.moments import MomentAccumulator
     from fastinv.nets.distributed import allreduce_moments, detect, process_group, row_range
@@ -186,6 +288,8 @@ def _worker(out: Path) -> None:
         at0 = allreduce_moments(acc, dst=0)
         if at0 is not None:
             _save_moments(out / f"moments_dst{env.rank}.npz", at0)
+        _save_collectives(out, env, acc)
+        _save_surrogate(out, env)
         _save_training(out, "gd", env.rank, Y, X, lo, GD)
         _save_training(out, "adam", env.rank, Y, X, lo, ADAM)
 

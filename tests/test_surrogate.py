@@ -26,7 +26,7 @@ from naive import (
 from fastinv.errors import FastinvError
 from fastinv.linalg.jacobians import jacobians, mean_jacobian
 from fastinv.linalg.moments import LinearFit, MomentAccumulator
-from fastinv.linalg.surrogate import _holdout_mask, fit_linear, fit_surrogate
+from fastinv.linalg.surrogate import fit_linear, fit_surrogate, holdout_mask, surrogate_moments
 
 
 def _data(rng, N, n_in, n_out, *, noise=0.1, dtype=np.float64, offset=0.0):
@@ -344,7 +344,7 @@ def test_ridge_makes_underdetermined_unique(rng):
 def test_holdout_r2_is_out_of_sample(rng):
     Y, X, _, _ = _data(rng, 500, 6, 4, noise=0.5, offset=1.0)
     fit = fit_linear(Y, X, holdout=0.25, seed=3, chunk_size=64)
-    mask = _holdout_mask(500, 0.25, 3)
+    mask = holdout_mask(500, 0.25, 3)
     assert mask.sum() == 125 and fit.n_heldout == 125 and fit.n_samples == 375
     C, b = lstsq_fit(Y[~mask], X[~mask])
     _close(fit.C, C, 1e-10)
@@ -389,7 +389,7 @@ def test_bad_inputs(rng):
     with pytest.raises(FastinvError, match="chunk_size"):
         fit_linear(Y, X, chunk_size=0)
     # a NaN in a held-out row is found by the held-out pass, named by its absolute row
-    mask = _holdout_mask(30, 0.3, 0)
+    mask = holdout_mask(30, 0.3, 0)
     row = int(np.flatnonzero(mask)[-1])
     Xh = X.copy()
     Xh[row, 1] = np.nan
@@ -499,7 +499,7 @@ def test_surrogate_numpy_callable_and_tensor_probes(rng):
     # a nonlinear model: the fit is the least-squares fit of its outputs
     f = np.tanh
     fit = fit_surrogate(f, Y, holdout=0.3, seed=2)
-    mask = _holdout_mask(200, 0.3, 2)
+    mask = holdout_mask(200, 0.3, 2)
     C, b = lstsq_fit(Y[~mask], f(Y[~mask]))
     _close(fit.C, C, 1e-10)
     assert fit.r2 == pytest.approx(r2_direct(Y[mask], f(Y[mask]), C, b), abs=1e-12)
@@ -599,3 +599,67 @@ def test_jacobians_refuse_when_too_big(rng, monkeypatch):
     np.testing.assert_allclose(
         mean_jacobian(lin, rng.standard_normal((10, 4))), lin.weight.detach().numpy(), rtol=1e-15
     )
+
+
+@pytest.mark.parametrize("holdout", [0.0, 0.3])
+def test_surrogate_moments_of_parts_merge_to_the_one_pass_fit(rng, holdout):
+    """Parts that tile the probe set (one of them entirely held out or empty), accumulated
+    apart and merged, give the fit of one pass: C, b, R² against lstsq on the fitted rows."""
+    N, n, m = 90, 5, 7  # a rectangular model: (N, 5) -> (N, 7)
+    W = rng.standard_normal((m, n))
+
+    def f(y):
+        return np.tanh(y @ W.T) + 0.5
+
+    Y = rng.standard_normal((N, n))
+    one = fit_surrogate(f, Y, holdout=holdout, seed=4, n_out=m)
+    merged = MomentAccumulator(n, m)
+    for lo, hi in ((0, 31), (31, 31), (31, 60), (60, 90)):
+        part = surrogate_moments(
+            f, Y[lo:hi], start=lo, total=N, holdout=holdout, seed=4, n_out=m, chunk_size=8
+        )
+        merged.merge(part)
+    fit = fit_surrogate(f, Y, holdout=holdout, seed=4, n_out=m, moments=merged)
+    mask = holdout_mask(N, holdout, 4)
+    keep = np.ones(N, bool) if mask is None else ~mask
+    C, b = lstsq_fit(Y[keep], f(Y[keep]))
+    _close(fit.C, C, 1e-10)
+    _close(fit.C, one.C, 1e-10)
+    np.testing.assert_allclose(fit.b, b, rtol=1e-10, atol=1e-12)
+    assert fit.n_samples == keep.sum() == one.n_samples
+    held = ~keep if mask is not None else keep
+    assert fit.r2 == pytest.approx(r2_direct(Y[held], f(Y[held]), C, b), abs=1e-12)
+    assert fit.r2 == pytest.approx(one.r2, abs=1e-12)
+
+
+def test_fit_surrogate_with_moments_runs_the_model_only_on_held_out_rows(rng):
+    Y = rng.standard_normal((60, 4))
+    calls = []
+
+    def f(y):
+        calls.append(y.shape[0])
+        return 2.0 * y
+
+    acc = surrogate_moments(f, Y, holdout=0.25, seed=1)
+    assert sum(calls) == 45
+    calls.clear()
+    fit = fit_surrogate(f, Y, holdout=0.25, seed=1, moments=acc)
+    assert sum(calls) == 15 and fit.n_heldout == 15
+    _close(fit.C, 2.0 * np.eye(4), 1e-12)
+
+
+def test_surrogate_moments_refusals(rng):
+    Y = rng.standard_normal((40, 4))
+
+    def f(y):
+        return y
+
+    with pytest.raises(FastinvError, match=r"rows 30 \.\. 70 of a probe set of total = 60"):
+        surrogate_moments(f, Y, start=30, total=60)
+    part = surrogate_moments(f, Y[:20], total=40, holdout=0.25, seed=0)
+    with pytest.raises(FastinvError, match="moments hold 1[0-9] rows, but 40 probes with 10 held"):
+        fit_surrogate(f, Y, holdout=0.25, seed=0, moments=part)
+    with pytest.raises(FastinvError, match="inputs of width 4 and outputs of width 4, but the"):
+        fit_surrogate(f, Y[:, :3], moments=surrogate_moments(f, Y))
+    with pytest.raises(FastinvError, match="moments must be a MomentAccumulator"):
+        fit_surrogate(f, Y, moments="all of them")

@@ -81,6 +81,7 @@ def audit(
     path: str = "auto",
     seed: int = 0,
     log=None,
+    surrogate_moments=None,
 ) -> AuditResult:
     """Audit ``model`` against A⁻¹ and the classical regularized inverses.
 
@@ -123,14 +124,26 @@ def audit(
         Seed of the surrogate's hold-out split and of the randomized SVDs.
     log : callable, optional
         Receives one line per stage.
+    surrogate_moments : MomentAccumulator, optional
+        The dense audit's surrogate moments, accumulated elsewhere over the probes that are
+        not held out (the ranks of a data-parallel run each accumulate their part with
+        :func:`fastinv.linalg.surrogate.surrogate_moments` and merge them): C is then solved
+        from them and the model runs on the held-out probes only. Refused when the top-k
+        audit runs (it fits on A's leading directions, not on these moments).
     """
     rep = log.child() if isinstance(log, Reporter) else Reporter(prefix="", sink=log)
     op = sections.as_operator(op)
     probes, Y_test, X_test = sections.check_inputs(op, probes, test)
     chosen = choose_path(op.n, probes.shape[0], Y_test.shape[0], rank=rank, path=path, m=op.m)
     inputs = AuditInputs(
-        model, op, probes, Y_test, X_test, validation, prior, noise, train_X, n_jacobian, seed
-    )
+        model, op, probes, Y_test, X_test, validation, prior, noise, train_X, n_jacobian, seed,
+        surrogate_moments,
+    )  # fmt: skip
+    if chosen.path == "top-k" and surrogate_moments is not None:
+        raise FastinvError(
+            f"surrogate_moments are for the dense audit, but the top-k audit runs ({chosen.why});"
+            " leave them out, or give the probes and path='dense' the dense audit needs"
+        )
     if chosen.path == "top-k":
         rep(f"top-k audit, k = {chosen.k}: {chosen.why}")
         return _audit_topk(inputs, chosen, rep)
@@ -152,6 +165,7 @@ class AuditInputs:
     train_X: np.ndarray | None = field(repr=False)
     n_jacobian: int
     seed: int
+    surrogate_moments: object = field(default=None, repr=False)
 
 
 def network_error(metrics: dict) -> float | None:
@@ -247,7 +261,9 @@ def _audit_dense(a: AuditInputs, chosen: AuditPath, rep, *, ks, full_svd_max) ->
     U, s, _ = op.svd
     f, is_torch = sections.as_callable(model)
     with rep.stage("surrogate", "fitting the affine surrogate C"):
-        fit = sections.fit_affine_surrogate(model, probes, seed=a.seed, notes=notes, n=op.n)
+        fit = sections.fit_affine_surrogate(
+            model, probes, seed=a.seed, notes=notes, n=op.n, moments=a.surrogate_moments
+        )
     with rep.stage("references"):
         net = sections.network_on_test(f, Y_test, fit)
         rep("building the reference inverses")

@@ -157,15 +157,23 @@ def as_callable(model, *, batch_size: int | None = None):
     )
 
 
-def fit_affine_surrogate(model, probes: np.ndarray, *, seed: int, notes: list, n: int):
+def surrogate_holdout(n_probes: int) -> float:
+    """The fraction of the probes held out of C's fit for R²: 20 % from 50 probes on."""
+    return 0.2 if n_probes >= 50 else 0.0
+
+
+def fit_affine_surrogate(
+    model, probes: np.ndarray, *, seed: int, notes: list, n: int, moments=None
+):
     """The affine fit C y + b (C of shape (n, m)) at the probes, 20 % held out for R² (when
-    there are >= 50)."""
+    there are >= 50). ``moments``: the fitted probes' moments, accumulated elsewhere (on the
+    ranks of a data-parallel run; see :func:`fastinv.linalg.surrogate.surrogate_moments`)."""
     from fastinv.linalg.surrogate import fit_surrogate
 
-    holdout = 0.2 if probes.shape[0] >= 50 else 0.0
+    holdout = surrogate_holdout(probes.shape[0])
     if not holdout:
         notes.append(f"only {probes.shape[0]} probes: R² is in-sample (no probes held out)")
-    return fit_surrogate(model, probes, holdout=holdout, seed=seed, n_out=n)
+    return fit_surrogate(model, probes, holdout=holdout, seed=seed, n_out=n, moments=moments)
 
 
 @dataclass

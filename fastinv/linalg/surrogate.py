@@ -55,8 +55,10 @@ __all__ = [
     "MomentAccumulator",
     "fit_linear",
     "fit_surrogate",
+    "holdout_mask",
     "jacobians",
     "mean_jacobian",
+    "surrogate_moments",
 ]
 
 # ----------------------------------------------------------------------------------------
@@ -64,27 +66,36 @@ __all__ = [
 
 
 class _Rows(NamedTuple):
-    """N rows streamed in chunks of ``chunk`` rows; ``mask`` marks the held-out ones."""
+    """N rows streamed in chunks of ``chunk`` rows; ``mask`` marks the held-out ones; the
+    rows are numbered from ``offset`` in error messages (a part of a larger probe set)."""
 
     N: int
     chunk: int
     mask: np.ndarray | None
+    offset: int = 0
 
     def chunks(self, held: bool) -> Iterator[tuple]:
         """(start, stop, sel, row0): sel is None (all rows of the slice) or a boolean row
-        selector; row0 is ``start`` or the absolute indices of the selected rows."""
-        N, chunk, mask = self
+        selector; row0 is ``offset + start`` or the absolute indices of the selected rows."""
+        N, chunk, mask, offset = self
         for a in range(0, N, chunk):
             b = min(N, a + chunk)
             if mask is None:
-                yield a, b, None, a
+                yield a, b, None, offset + a
                 continue
             sel = mask[a:b] if held else ~mask[a:b]
             if sel.any():
-                yield a, b, sel, a + np.flatnonzero(sel)
+                yield a, b, sel, offset + a + np.flatnonzero(sel)
+
+    @property
+    def n_fitted(self) -> int:
+        """Rows the fit is accumulated on (the rows not held out)."""
+        return self.N - (0 if self.mask is None else int(self.mask.sum()))
 
 
-def _holdout_mask(N: int, holdout, seed) -> np.ndarray | None:
+def holdout_mask(N: int, holdout, seed) -> np.ndarray | None:
+    """The rows of ``N`` held out of a fit (True) for ``holdout`` fraction and ``seed``, as
+    :func:`fit_linear` and :func:`fit_surrogate` draw them; None when ``holdout`` is 0."""
     h = check_float(holdout, "holdout", lo=0, hi=1, hi_open=True)
     if h == 0.0:
         return None
@@ -114,7 +125,15 @@ def _take(A, a: int, b: int, sel):
     return A[a:b][sel]
 
 
-def _stream_fit(
+def _accumulate(acc: MomentAccumulator, pair: Callable, what_x: str, rows: _Rows) -> None:
+    """Add the rows that are not held out to ``acc``; ``pair(start, stop, sel, row0)``
+    returns the chunk ``(Y_c, X_c)``."""
+    for a, b, sel, r0 in rows.chunks(held=False):
+        Yc, Xc = pair(a, b, sel, r0)
+        acc.update(Yc, Xc, row0=r0, what_y="Y", what_x=what_x)
+
+
+def _solve_and_score(
     acc: MomentAccumulator,
     pair: Callable,
     what_x: str,
@@ -122,13 +141,8 @@ def _stream_fit(
     intercept: bool,
     ridge: float,
 ) -> LinearFit:
-    """Accumulate the training rows, solve in place, then score the held-out rows.
-
-    ``pair(start, stop, sel, row0)`` returns the chunk ``(Y_c, X_c)``.
-    """
-    for a, b, sel, r0 in rows.chunks(held=False):
-        Yc, Xc = pair(a, b, sel, r0)
-        acc.update(Yc, Xc, row0=r0, what_y="Y", what_x=what_x)
+    """Solve the accumulated moments in place, then score the held-out rows (``pair`` as
+    in :func:`_accumulate`)."""
     # the training mean of x: the reference about which the held-out deviations are summed
     xref = None if rows.mask is None else acc.mean_x
     fit = acc.solve(intercept=intercept, ridge=ridge, in_place=True, stacklevel=4)
@@ -200,7 +214,7 @@ def fit_linear(
     ridge = check_float(ridge, "ridge", lo=0)
     gpu = is_torch(Y) and Y.device.type != "cpu"
     chunk = chunk_rows(chunk_size, n_in, n_out, N, gpu=gpu)
-    rows = _Rows(N, chunk, _holdout_mask(N, holdout, seed))
+    rows = _Rows(N, chunk, holdout_mask(N, holdout, seed))
     if is_torch(Y):
         acc = MomentAccumulator(n_in, n_out, backend="torch", device=Y.device)
     else:
@@ -210,7 +224,8 @@ def fit_linear(
     def pair(a, b, sel, r0):
         return _take(Y, a, b, sel), _take(X, a, b, sel)
 
-    return _stream_fit(acc, pair, "X", rows, intercept, ridge)
+    _accumulate(acc, pair, "X", rows)
+    return _solve_and_score(acc, pair, "X", rows, intercept, ridge)
 
 
 # ----------------------------------------------------------------------------------------
@@ -361,6 +376,7 @@ def fit_surrogate(
     device=None,
     batch_size: int | None = None,
     n_out: int | None = None,
+    moments: MomentAccumulator | None = None,
 ) -> LinearFit:
     """Affine surrogate ``f(y) ≈ C y + b`` of a model, evaluated chunk by chunk on probes.
 
@@ -386,6 +402,11 @@ def fit_surrogate(
     n_out : int, optional
         Width of the outputs (the signal size n of a rectangular operator's (m, n)); default
         the inputs' width. C then has shape (n_out, m).
+    moments : MomentAccumulator, optional
+        The fitted rows' moments, already accumulated elsewhere (by :func:`surrogate_moments`
+        over parts of ``Y``, merged -- e.g. on the ranks of a process group): ``f`` then
+        runs only on the held-out rows, for R². It must hold exactly the rows of ``Y`` that
+        ``holdout`` and ``seed`` do not hold out; it is used up (solved in place).
 
     Returns
     -------
@@ -395,25 +416,116 @@ def fit_surrogate(
     Raises
     ------
     FastinvError
-        If ``f`` returns the wrong shape or NaN/Inf, or raises.
+        If ``f`` returns the wrong shape or NaN/Inf, or raises; if ``moments`` do not match
+        ``Y``.
 
     Notes
     -----
     The outputs of ``f`` are never stacked: memory is the O(n²) moments plus one chunk.
     With a holdout the held-out rows are evaluated once, in a second pass after the solve.
     """
+    ridge = check_float(ridge, "ridge", lo=0)
+    pr = _probes(f, Y, chunk_size, batch_size, device, n_out, moments)
+    rows = _Rows(pr.N, pr.chunk, holdout_mask(pr.N, holdout, seed))
+    if moments is None:
+        _accumulate(pr.acc, pr.pair, _OUTPUT, rows)
+    else:
+        _check_moments(moments, rows)
+    return _solve_and_score(pr.acc, pr.pair, _OUTPUT, rows, intercept, ridge)
+
+
+def surrogate_moments(
+    f,
+    Y,
+    *,
+    start: int = 0,
+    total: int | None = None,
+    holdout: float = 0.0,
+    seed: int = 0,
+    chunk_size: int | None = None,
+    device=None,
+    batch_size: int | None = None,
+    n_out: int | None = None,
+) -> MomentAccumulator:
+    """The moments of ``(y, f(y))`` over the rows of a part of a probe set that a fit uses.
+
+    ``Y`` holds rows ``start .. start + len(Y)`` of a probe set of ``total`` rows; the rows
+    :func:`fit_surrogate` would hold out of all ``total`` (``holdout``, ``seed``) are
+    skipped. Accumulators of parts that tile the probe set, merged
+    (:meth:`MomentAccumulator.merge`, or :func:`fastinv.nets.distributed.allreduce_moments`
+    across processes), are the moments one pass over the whole set accumulates: pass them
+    to ``fit_surrogate(f, Y_all, holdout=..., seed=..., moments=merged)``.
+
+    Parameters
+    ----------
+    f, chunk_size, device, batch_size, n_out
+        As in :func:`fit_surrogate`.
+    Y : ndarray or torch.Tensor of shape (N_part, n)
+        This part's probes (may have no rows).
+    start : int
+        Number of ``Y``'s first row in the whole probe set.
+    total : int, optional
+        Rows of the whole probe set (default: ``start + len(Y)``).
+    holdout, seed
+        The split of the whole probe set, as given to :func:`fit_surrogate`.
+
+    Returns
+    -------
+    MomentAccumulator
+        This part's fitted rows (none when they are all held out).
+    """
+    Y = check_real_2d(Y, "Y")
+    start = check_int(start, "start", lo=0)
+    stop = start + Y.shape[0]
+    total = stop if total is None else check_int(total, "total", lo=1)
+    if stop > total:
+        raise FastinvError(
+            f"Y holds rows {start} .. {stop} of a probe set of total = {total} rows; give "
+            "start and total so that the part lies inside the set"
+        )
+    mask = holdout_mask(total, holdout, seed)
+    if Y.shape[0] == 0 and Y.shape[1] > 0:  # a part with no rows (more parts than probes)
+        width = Y.shape[1] if n_out is None else check_int(n_out, "n_out", lo=1)
+        return MomentAccumulator(Y.shape[1], width, **_backend_kw(f, Y, device))
+    pr = _probes(f, Y, chunk_size, batch_size, device, n_out, None)
+    part = None if mask is None else mask[start:stop]
+    _accumulate(pr.acc, pr.pair, _OUTPUT, _Rows(pr.N, pr.chunk, part, start))
+    return pr.acc
+
+
+_OUTPUT = "the model's output"
+
+
+class _Probes(NamedTuple):
+    """Probes checked and chunked, the accumulator they go into, and ``pair(a, b, sel,
+    row0)``: the chunk of probes and the model's checked outputs on them."""
+
+    N: int
+    chunk: int
+    acc: MomentAccumulator
+    pair: Callable
+
+
+def _backend_kw(f, Y, device) -> dict:
+    backend, dev = _resolve_backend(f, Y, device)
+    return {"backend": backend, "device": dev}
+
+
+def _probes(f, Y, chunk_size, batch_size, device, n_out, moments) -> _Probes:
+    """The probes ``Y`` with the accumulator their moments go into (``moments``, or a new
+    one on the backend :func:`_resolve_backend` picks) and the model evaluated on chunks."""
     Y = check_real_2d(Y, "Y")
     N, n = Y.shape
     if N == 0 or n == 0:
         raise FastinvError(f"Y must have at least one row and one column, got shape {Y.shape}")
-    ridge = check_float(ridge, "ridge", lo=0)
     n_out = n if n_out is None else check_int(n_out, "n_out", lo=1)
     chunk = chunk_rows(chunk_size, n, n_out, N)
     batch = chunk if batch_size is None else check_int(batch_size, "batch_size", lo=1)
-    rows = _Rows(N, chunk, _holdout_mask(N, holdout, seed))
-    backend, dev = _resolve_backend(f, Y, device)
-    acc = MomentAccumulator(n, n_out, backend=backend, device=dev)
-    ev = _make_evaluator(f, keep_tensor=backend == "torch", n_out=n_out)
+    if moments is None:
+        acc = MomentAccumulator(n, n_out, **_backend_kw(f, Y, device))
+    else:
+        acc = _moments_for(moments, n, n_out)
+    ev = _make_evaluator(f, keep_tensor=acc.backend == "torch", n_out=n_out)
     outputs = _batched(ev, batch, acc.device)
 
     def pair(a, b, sel, r0):
@@ -421,4 +533,31 @@ def fit_surrogate(
         _check_probes(Yc, r0)
         return Yc, outputs(Yc, r0)
 
-    return _stream_fit(acc, pair, "the model's output", rows, intercept, ridge)
+    return _Probes(N, chunk, acc, pair)
+
+
+def _moments_for(moments, n: int, n_out: int) -> MomentAccumulator:
+    """``moments`` when it is an accumulator of inputs of width n and outputs of n_out."""
+    if not isinstance(moments, MomentAccumulator):
+        raise FastinvError(
+            f"moments must be a MomentAccumulator (from surrogate_moments), got "
+            f"{type(moments).__name__}"
+        )
+    if (moments.n_in, moments.n_out) != (n, n_out):
+        raise FastinvError(
+            f"moments are of inputs of width {moments.n_in} and outputs of width "
+            f"{moments.n_out}, but the probes have {n} columns and the model {n_out} outputs; "
+            "accumulate them from the same probes and model"
+        )
+    return moments
+
+
+def _check_moments(moments: MomentAccumulator, rows: _Rows) -> None:
+    """The merged moments hold as many rows as the probe set's fitted rows."""
+    if moments.n_samples != rows.n_fitted:
+        held = rows.N - rows.n_fitted
+        raise FastinvError(
+            f"moments hold {moments.n_samples} rows, but {rows.N} probes with {held} held "
+            f"out leave {rows.n_fitted} to fit; accumulate them with surrogate_moments over "
+            "parts that tile all the probes, with the same holdout and seed"
+        )

@@ -15,7 +15,13 @@ and scales its loss so that DDP's gradient average is the gradient of the global
 the steps are those of one process on all rows, up to the rounding of the sums.
 
 :func:`allreduce_moments` merges per-rank :class:`~fastinv.linalg.moments.MomentAccumulator`
-objects with the accumulator's own ``merge``, in rank order, on every rank.
+objects with the accumulator's own ``merge``, in rank order, on every rank (or on one): the
+surrogate C of a data-parallel run is fitted that way, each rank evaluating the trained
+network on its rows of the probe set.
+
+A rank that fails alone would leave the others waiting in the next collective call until the
+group's timeout: :func:`collectively` runs a step on every rank and makes them all raise
+when one does.
 """
 
 from __future__ import annotations
@@ -33,7 +39,9 @@ __all__ = [
     "allreduce_moments",
     "allreduce_sum",
     "backend_for",
+    "broadcast_from_root",
     "check_shards",
+    "collectively",
     "detect",
     "process_group",
     "rank_device",
@@ -209,6 +217,8 @@ def allreduce_moments(acc, *, dst: int | None = None):
     that rank only) and merged with :meth:`MomentAccumulator.merge` in rank order, so every
     receiving rank holds the same numbers, equal to one accumulator over all rows up to
     rounding. Memory: one copy of every rank's (n_in² + n_in·n_out) moments on each receiver.
+    The states travel as NumPy arrays (a torch accumulator is copied to the host first); the
+    merge lives on ``acc``'s backend and device.
 
     Parameters
     ----------
@@ -229,15 +239,47 @@ def allreduce_moments(acc, *, dst: int | None = None):
     if not isinstance(acc, MomentAccumulator):
         raise FastinvError(f"acc must be a MomentAccumulator, got {type(acc).__name__}")
     rank, size = world()
+    sent = acc if acc.backend == "cpu" else MomentAccumulator(acc.n_in, acc.n_out).merge(acc)
     if dst is None:
         states: list = [None] * size
-        dist.all_gather_object(states, acc)
+        dist.all_gather_object(states, sent)
     else:
         states = [None] * size if rank == dst else None
-        dist.gather_object(acc, states, dst=dst)
+        dist.gather_object(sent, states, dst=dst)
         if rank != dst:
             return None
     merged = MomentAccumulator(acc.n_in, acc.n_out, backend=acc.backend, device=acc.device)
     for other in states:
         merged.merge(other)
     return merged
+
+
+def collectively(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` on every rank of the joined group, which all raise when one
+    does: the failing rank its own exception, the others a :class:`FastinvError` that names
+    it. One ``all_gather_object`` of the outcome after ``fn``.
+    """
+    import torch.distributed as dist
+
+    try:
+        value, error, failure = fn(*args, **kwargs), None, None
+    except Exception as e:  # noqa: BLE001 -- re-raised below, after the others are told
+        value, error, failure = None, f"{type(e).__name__}: {e}", e
+    rank, size = world()
+    errors: list = [None] * size
+    dist.all_gather_object(errors, error)
+    if failure is not None:
+        raise failure
+    for r, err in enumerate(errors):
+        if err is not None:
+            raise FastinvError(f"rank {r} of {size} failed ({err}); this rank stopped with it")
+    return value
+
+
+def broadcast_from_root(obj):
+    """``obj`` of rank 0 (picklable), returned on every rank (the others pass anything)."""
+    import torch.distributed as dist
+
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

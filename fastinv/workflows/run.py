@@ -362,8 +362,9 @@ def run_experiment(
             _ = op.svd
         else:
             rep(f"operator {op.name}, n = {op.n} ({op.structure})")
+    moments = None  # the surrogate's moments, when the ranks of torchrun accumulated them
     if env is not None:
-        model, data = _train_data_parallel(cfg, op, device, rep, env)
+        model, data, moments = _train_data_parallel(cfg, op, device, rep, env)
         if not root:
             return None
     else:
@@ -372,7 +373,7 @@ def run_experiment(
         with rep.stage("train"):
             model = _train(cfg, op, data, device, rep)
     with rep.stage("audit", "auditing"):
-        res = _audit(cfg, model, op, data, rep)
+        res = _audit(cfg, model, op, data, rep, moments)
     metrics = _run_metrics(cfg, op, data, model, device, res)
     metrics["timings"] = timings_block(rep.timings, res.metrics["timings"])
     if out is not None:
@@ -418,12 +419,10 @@ def _generate_data(cfg: RunConfig, op, rep: Reporter, rows=None) -> RunData:
     """The prior and the training, test and probe pairs (three seeds); with ``rows``
     ``(lo, hi)`` only those rows of the training set (test and probe sets left None)."""
     from fastinv.problem.data import generate
-    from fastinv.problem.priors import make_prior
 
     n_test, n_probe = sample_sizes(cfg, op.n)
-    name = resolved_prior(cfg.prior, op)
-    prior = make_prior(name, op.n, **image_prior_params(name, cfg.prior_params, op, cfg.data))
-    gen = {**cfg.generation(), "prior": prior, "prior_params": None}
+    gen = _generation(cfg, op)
+    prior = gen["prior"]
     if rows is not None:
         X, Y = generate(op, n_samples=rows[1] - rows[0], seed=cfg.seed, start=rows[0], **gen)
         return RunData(X, Y, None, None, None, None, prior)
@@ -438,6 +437,16 @@ def _generate_data(cfg: RunConfig, op, rep: Reporter, rows=None) -> RunData:
     ]
     (X, Y), (X_test, Y_test), (X_probe, Y_probe) = sets
     return RunData(X, Y, X_test, Y_test, X_probe, Y_probe, prior)
+
+
+def _generation(cfg: RunConfig, op) -> dict:
+    """The keyword arguments of :func:`fastinv.problem.data.generate` for the run: noise,
+    seeds' stream and the prior (built for the operator's signal shape)."""
+    from fastinv.problem.priors import make_prior
+
+    name = resolved_prior(cfg.prior, op)
+    prior = make_prior(name, op.n, **image_prior_params(name, cfg.prior_params, op, cfg.data))
+    return {**cfg.generation(), "prior": prior, "prior_params": None}
 
 
 def resolved_prior(prior: str | None, op) -> str:
@@ -481,9 +490,13 @@ def _train(cfg: RunConfig, op, data: RunData, device, rep: Reporter, shard=None)
 
 
 def _train_data_parallel(cfg: RunConfig, op, device, rep: Reporter, env):
-    """Under torchrun: each rank generates its own rows of the training set and trains a
-    DistributedDataParallel copy; rank 0 then generates the test and probe sets (and all of
-    X, for the audit's sample moments), so its audit is the single-process one."""
+    """Under torchrun: each rank generates its own rows of the training set, trains a
+    DistributedDataParallel copy and accumulates the surrogate's moments on its rows of the
+    probe set (merged on rank 0); rank 0 then generates the test and probe sets (and all of
+    X, for the audit's sample moments), so its audit is the single-process one.
+
+    Returns (model, data, moments): data and moments None on the other ranks; moments None
+    when the audit takes the top-k path."""
     from fastinv.nets.distributed import RowShard, process_group, rank_device, row_range
 
     device = rank_device(env, device)
@@ -494,14 +507,65 @@ def _train_data_parallel(cfg: RunConfig, op, device, rep: Reporter, env):
             shard = _generate_data(cfg, op, rep, rows=(lo, hi))
         with rep.stage("train"):
             model = _train(cfg, op, shard, device, rep, RowShard(lo, cfg.samples))
+        del shard
+        with rep.stage("surrogate"):
+            moments = _surrogate_moments_on_ranks(cfg, op, model, env, rep)
     if not env.is_root:
-        return model, None
+        return model, None, None
     with rep.stage("data"):
         data = _generate_data(cfg, op, rep)
-    return model, data
+    return model, data, moments
 
 
-def _audit(cfg: RunConfig, model, op, data: RunData, rep: Reporter):
+def _surrogate_moments_on_ranks(cfg: RunConfig, op, model, env, rep: Reporter):
+    """The moments of the dense audit's surrogate fit, each rank evaluating the network on
+    its rows of the probe set (those not held out), merged on rank 0 (None elsewhere).
+    None everywhere when rank 0's audit takes the top-k path (rank 0 decides: the memory
+    check reads its own machine)."""
+    from fastinv.nets.distributed import (
+        allreduce_moments,
+        broadcast_from_root,
+        collectively,
+        row_range,
+    )
+
+    path = collectively(lambda: _audit_path(cfg, op) if env.is_root else None)
+    if broadcast_from_root(path) != "dense":
+        return None
+    _, n_probe = sample_sizes(cfg, op.n)
+    lo, hi = row_range(n_probe, env.rank, env.world_size)
+    rep(f"surrogate moments on {env.world_size} ranks: probe rows {lo} .. {hi} here")
+    part = collectively(_probe_moments, cfg, op, model, (lo, hi), n_probe)
+    return allreduce_moments(part, dst=0)
+
+
+def _audit_path(cfg: RunConfig, op) -> str:
+    """ "dense" or "top-k": the path :func:`fastinv.auditing.core.audit` will take."""
+    from fastinv.auditing.core import choose_path
+
+    n_test, n_probe = sample_sizes(cfg, op.n)
+    return choose_path(op.n, n_probe, n_test, rank=cfg.audit_rank, m=op.m).path
+
+
+def _probe_moments(cfg: RunConfig, op, model, rows: tuple[int, int], n_probe: int):
+    """This rank's rows of the probe set, drawn as the single process draws them, and the
+    moments of the network's outputs on those of them the surrogate is fitted on."""
+    from fastinv.auditing.sections import surrogate_holdout
+    from fastinv.linalg.surrogate import surrogate_moments
+    from fastinv.problem.data import generate
+
+    lo, hi = rows
+    _, Y = generate(
+        op, n_samples=hi - lo, seed=cfg.seed + PROBE_SEED_OFFSET, start=lo, **_generation(cfg, op)
+    )
+    holdout = surrogate_holdout(n_probe)
+    return surrogate_moments(
+        model, Y, start=lo, total=n_probe, holdout=holdout, seed=cfg.seed, n_out=op.n
+    )
+
+
+def _audit(cfg: RunConfig, model, op, data: RunData, rep: Reporter, moments=None):
+    """The audit of the trained network (``moments``: its surrogate's, from the ranks)."""
     from fastinv.auditing.core import audit
 
     return audit(
@@ -517,6 +581,7 @@ def _audit(cfg: RunConfig, model, op, data: RunData, rep: Reporter):
         rank=cfg.audit_rank,
         seed=cfg.seed,
         log=rep,
+        surrogate_moments=moments,
     )
 
 
