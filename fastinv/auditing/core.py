@@ -260,7 +260,9 @@ def _audit_dense(a: AuditInputs, chosen: AuditPath, rep, *, ks, full_svd_max) ->
         )
     U, s, _ = op.svd
     f, is_torch = sections.as_callable(model)
-    with rep.stage("surrogate", "fitting the affine surrogate C"):
+    given = a.surrogate_moments is not None
+    what = "solving C from the ranks' moments" if given else "fitting the affine surrogate C"
+    with rep.stage("surrogate", what):
         fit = sections.fit_affine_surrogate(
             model, probes, seed=a.seed, notes=notes, n=op.n, moments=a.surrogate_moments
         )

@@ -337,7 +337,18 @@ def _wrap_parallel(net: nn.Module, dev: torch.device, dp: _Parallel | None, epoc
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [dev.index if dev.index is not None else 0] if dev.type == "cuda" else None
-    return DistributedDataParallel(net, device_ids=ids, broadcast_buffers=False)
+    return DistributedDataParallel(net, device_ids=ids, **_no_buffer_sync(DistributedDataParallel))
+
+
+def _no_buffer_sync(ddp) -> dict:
+    """DDP's option that stops the per-forward buffer broadcast: ``forward_sync_buffers``
+    where this torch has it (``broadcast_buffers`` is deprecated there, with a warning on
+    every rank), else ``broadcast_buffers``."""
+    import inspect
+
+    params = inspect.signature(ddp.__init__).parameters
+    key = "forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"
+    return {key: False}
 
 
 @dataclass(frozen=True)
