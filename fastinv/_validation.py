@@ -211,6 +211,19 @@ def check_real_array(arr, what: str, *, ndim: int | None = None) -> np.ndarray:
     return a
 
 
+def check_model_output(out_shape, in_shape, n_out: int) -> None:
+    """A model's outputs on a batch of shape ``in_shape`` (rows, m) must have shape
+    (rows, ``n_out``): one signal per measurement. One message wherever models are run."""
+    rows, m = tuple(in_shape)
+    want = (rows, n_out)
+    if tuple(out_shape) != want:
+        sizes = "" if m == n_out else f" ({m} entries) to a signal ({n_out} entries)"
+        raise FastinvError(
+            f"model output has shape {tuple(out_shape)} for input {(rows, m)}; it must map "
+            f"each measurement{sizes or ' to a signal'}: {want}"
+        )
+
+
 def check_keys(params, allowed, what: str) -> None:
     """Refuse keys of ``params`` that are not in ``allowed``, naming what is allowed:
     ``unknown parameter(s) a, b for {what}; it takes: ...``."""

@@ -148,7 +148,9 @@ def test_topk_audit_of_a_rectangular_A_agrees_with_the_dense_one(problem):
 
 def test_a_model_with_the_wrong_output_width_is_refused(problem):
     A, Y, Yt, Xt, _, _ = problem
-    with pytest.raises(FastinvError, match=r"\(N, 30\) to \(N, 40\)"):
+    with pytest.raises(
+        FastinvError, match=r"measurement \(30 entries\) to a signal \(40 entries\): \(320, 40\)"
+    ):
         audit(lambda Z: Z, Operator.from_array(A), probes=Y, test=(Yt, Xt), n_jacobian=0,
               path="dense")  # fmt: skip
 

@@ -15,7 +15,7 @@ from functools import partial
 import numpy as np
 
 from fastinv import io
-from fastinv._validation import check_2d, check_finite
+from fastinv._validation import check_2d, check_finite, check_model_output
 from fastinv.auditing import images
 from fastinv.auditing.angles import ON_DATA_PREFIX, output_angles, weighted_rel_error
 from fastinv.auditing.references import References, build_references
@@ -189,12 +189,7 @@ def network_on_test(f: Callable, Y_test: np.ndarray, fit) -> NetworkOnTest:
     """Run the network and C y + b on the test inputs (checking the network's outputs: one
     signal of C's n rows per measurement)."""
     Xnet = f(Y_test)
-    want = (Y_test.shape[0], fit.C.shape[0])
-    if Xnet.shape != want:
-        raise FastinvError(
-            f"model output has shape {Xnet.shape} for input {Y_test.shape}; it must map each "
-            f"measurement to a signal: {want}"
-        )
+    check_model_output(Xnet.shape, Y_test.shape, fit.C.shape[0])
     check_finite(Xnet, "the model's outputs on the test set")
     Xc = Y_test @ fit.C.T + fit.b
     r2 = 1.0 - np.sum((Xc - Xnet) ** 2) / np.sum((Xnet - Xnet.mean(0)) ** 2)

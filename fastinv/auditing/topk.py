@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fastinv._validation import check_int
+from fastinv._validation import check_int, check_model_output
 from fastinv.auditing import images
 from fastinv.auditing.angles import cov_sqrt, weighted_rel_error
 from fastinv.auditing.references import PARAM_ROWS, References
@@ -183,12 +183,7 @@ def forward_chunk(model, Y) -> int | None:
 
 def _checked_outputs(Xc, shape, n_out: int, what: str) -> np.ndarray:
     Xc = np.asarray(Xc, dtype=np.float64)
-    if Xc.shape != (shape[0], n_out):
-        raise FastinvError(
-            f"model output has shape {Xc.shape} for input {shape}; it must map each "
-            f"measurement ({shape[1]} entries) to a signal ({n_out} entries): "
-            f"({shape[0]}, {n_out})"
-        )
+    check_model_output(Xc.shape, shape, n_out)
     if not np.all(np.isfinite(Xc)):
         raise FastinvError(f"the model's outputs on the {what} are not all finite (NaN or Inf)")
     return Xc

@@ -36,7 +36,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fastinv._device import is_torch, resolve_device, to_numpy
-from fastinv._validation import check_float, check_int
+from fastinv._validation import check_float, check_int, check_model_output
 from fastinv.errors import FastinvError
 from fastinv.linalg.jacobians import jacobians, mean_jacobian, module_dtype_device
 from fastinv.linalg.moments import (
@@ -259,7 +259,7 @@ def _module_evaluator(f, keep_tensor: bool, n_out: int):
             out = _call_model(f, yt)
         if not isinstance(out, torch.Tensor):
             out = torch.as_tensor(np.asarray(out))
-        _check_out(out.shape, yt.shape, n_out)
+        check_model_output(out.shape, yt.shape, n_out)
         fin = torch.isfinite(out)
         if not bool(fin.all()):
             _bad_rows(fin.cpu().numpy(), row0)
@@ -275,7 +275,7 @@ def _callable_evaluator(f, n_out: int):
     def ev(Yc, row0):
         Yc = to_numpy(Yc)
         out = np.asarray(to_numpy(_call_model(f, Yc)))
-        _check_out(out.shape, Yc.shape, n_out)
+        check_model_output(out.shape, Yc.shape, n_out)
         if out.dtype.kind not in "fiu":
             raise FastinvError(f"the model returned dtype {out.dtype}; it must return real numbers")
         fin = np.isfinite(out)
@@ -324,16 +324,6 @@ def _check_probes(Yc, row0) -> None:
             raise_nonfinite(to_numpy(Yc), "Y", row0)
     elif Yc.dtype.kind == "f" and not np.isfinite(Yc).all():
         raise_nonfinite(Yc, "Y", row0)
-
-
-def _check_out(oshape, ishape, n_out: int) -> None:
-    want = (ishape[0], n_out)
-    if tuple(oshape) != want:
-        what = "(N, n) to (N, n)" if n_out == ishape[1] else f"(N, {ishape[1]}) to (N, {n_out})"
-        raise FastinvError(
-            f"model output has shape {tuple(oshape)} for input {tuple(ishape)}; it must map "
-            f"{what}: {want}"
-        )
 
 
 def _bad_rows(fin: np.ndarray, row0) -> None:
