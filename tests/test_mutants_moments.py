@@ -15,7 +15,7 @@ from naive import centred_moments, lstsq_fit, r2_direct
 
 from fastinv.errors import FastinvError
 from fastinv.linalg.moments import LinearFit, MomentAccumulator
-from fastinv.linalg.surrogate import fit_linear, fit_surrogate
+from fastinv.linalg.surrogate import fit_linear, fit_surrogate, surrogate_moments
 
 
 def _data(seed, N, n_in, n_out, *, offset=0.0, noise=0.3):
@@ -326,3 +326,141 @@ def test_fit_surrogate_of_an_affine_callable_recovers_it():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fit_surrogate(f, Y, ridge=0.5)
+
+
+# --------------------------------------------------------------------------------------------
+# surrogate_moments, fit_surrogate(moments=...) and the probes' checks (data-parallel entry)
+
+
+def _recorder(M=None, c=0.0):
+    """An affine model y -> y Mᵀ + c that records the rows of each call."""
+    calls = []
+
+    def f(y):
+        calls.append(y.shape[0])
+        return y if M is None else y @ M.T + c
+
+    return f, calls
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda f: fit_surrogate(f, np.ones(3)), "Y must be a 2-D array, got shape (3,)"),
+        (lambda f: surrogate_moments(f, np.ones(3)), "Y must be a 2-D array, got shape (3,)"),
+        (lambda f: fit_surrogate(f, np.ones((4, 3)), n_out=0),
+         "n_out must be a positive integer, got 0"),
+        (lambda f: fit_surrogate(f, np.ones((4, 3)), batch_size=0),
+         "batch_size must be a positive integer, got 0"),
+        (lambda f: surrogate_moments(f, np.ones((4, 3)), start=-1),
+         "start must be an integer >= 0, got -1"),
+        (lambda f: surrogate_moments(f, np.ones((4, 3)), total=0),
+         "total must be a positive integer, got 0"),
+        (lambda f: surrogate_moments(f, np.ones((0, 3)), n_out=0),
+         "n_out must be a positive integer, got 0"),
+        (lambda f: surrogate_moments(f, np.ones((0, 0))),
+         "Y must have at least one row and one column, got shape (0, 0)"),
+        (lambda f: fit_surrogate(f, np.ones((4, 3)), moments="all"),
+         "moments must be a MomentAccumulator (from surrogate_moments), got str"),
+        (lambda f: fit_surrogate(f, np.ones((4, 3)), moments=MomentAccumulator(3, 2)),
+         "moments are of inputs of width 3 and outputs of width 2, but the probes have 3 "
+         "columns and the model 3 outputs; accumulate them from the same probes and model"),
+        (lambda f: fit_surrogate(f, np.ones((4, 3)), moments=MomentAccumulator(3, 3)),
+         "moments hold 0 rows, but 4 probes with 0 held out leave 4 to fit; accumulate them "
+         "with surrogate_moments over parts that tile all the probes, with the same holdout "
+         "and seed"),
+    ],
+)  # fmt: skip
+def test_surrogate_argument_messages(call, message):
+    f, _ = _recorder()
+    with pytest.raises(FastinvError) as err:
+        call(f)
+    assert str(err.value) == message
+
+
+def test_surrogate_smallest_valid_sizes():
+    """One input column, one output, one row per batch, a probe set of one row."""
+    rng = np.random.default_rng(0)
+    Y = rng.standard_normal((30, 1))
+    f, calls = _recorder(np.array([[2.5]]), 1.0)
+    fit = fit_surrogate(f, Y, batch_size=1)
+    assert calls == [1] * 30
+    np.testing.assert_allclose(fit.C, [[2.5]], rtol=1e-12)
+    np.testing.assert_allclose(fit.b, [1.0], atol=1e-12)
+    M = rng.standard_normal((1, 3))
+    g, _ = _recorder(M)
+    Y3 = rng.standard_normal((20, 3))
+    np.testing.assert_allclose(fit_surrogate(g, Y3, n_out=1).C, M, rtol=1e-10)
+    one = surrogate_moments(f, Y[:1], total=1)
+    assert (one.n_in, one.n_out, one.n_samples) == (1, 1, 1)
+
+
+def test_surrogate_moments_of_an_empty_part():
+    f, calls = _recorder()
+    acc = surrogate_moments(f, np.ones((0, 4)), start=3, total=10, n_out=6)
+    assert (acc.n_in, acc.n_out, acc.n_samples, calls) == (4, 6, 0, [])
+    acc = surrogate_moments(f, np.ones((0, 1)), total=10)
+    assert (acc.n_in, acc.n_out, acc.n_samples) == (1, 1, 0)
+
+
+def test_surrogate_moments_honours_chunks_batches_and_defaults():
+    rng = np.random.default_rng(1)
+    Y = rng.standard_normal((50, 3))
+    M = rng.standard_normal((3, 3))
+    f, calls = _recorder(np.tanh(M))
+    surrogate_moments(f, Y, chunk_size=8, batch_size=3)
+    assert calls == [3, 3, 2] * 6 + [2]  # 6 chunks of 8, one of 2; batches of 3 inside
+    calls.clear()
+    surrogate_moments(f, Y, chunk_size=8)
+    assert calls == [8] * 6 + [2]
+    # the defaults (start 0, seed 0) are fit_surrogate's: its one-pass fit is reproduced
+    nonlin = np.tanh
+    one = fit_surrogate(nonlin, Y, holdout=0.2)
+    via = fit_surrogate(nonlin, Y, holdout=0.2, moments=surrogate_moments(nonlin, Y, holdout=0.2))
+    np.testing.assert_allclose(via.C, one.C, rtol=1e-12, atol=1e-14)
+    assert via.r2 == pytest.approx(one.r2, abs=1e-14)
+
+
+def test_surrogate_moments_name_bad_rows_by_their_number_in_the_whole_set():
+    Y = np.ones((20, 3))
+    Y[7, 1] = np.nan
+    f, _ = _recorder()
+    with pytest.raises(FastinvError, match=r"row 57\b"):
+        surrogate_moments(f, Y, start=50, total=100, chunk_size=4)
+
+    def nan_at_row_4(y):
+        out = y.copy()
+        if y.shape[0] > 4:
+            out[4] = np.nan
+        return out
+
+    with pytest.raises(FastinvError, match=r"first: input row 54\)"):
+        surrogate_moments(nan_at_row_4, np.ones((20, 3)), start=50, total=100, chunk_size=8)
+
+
+@pytest.mark.skipif(
+    __import__("torch").cuda.is_available(), reason="checks the refusal on a CPU-only machine"
+)
+def test_surrogate_moments_honours_the_device():
+    f, _ = _recorder()
+    with pytest.raises(FastinvError, match="CUDA"):
+        surrogate_moments(f, np.ones((4, 3)), device="cuda")
+
+
+def test_score_names_bad_rows_by_number():
+    Y, X = _data(3, 40, 3, 2)
+    fit = fit_linear(Y, X)
+    X[9, 0] = np.inf
+    with pytest.raises(FastinvError, match=r"row 9\b"):
+        fit.score(Y, X, chunk_size=4)
+
+
+def test_r2_of_one_row_and_of_small_outputs():
+    """Held-out R² of a single row is undefined (no spread about its own mean): NaN; outputs
+    of size 1e-3 have Σ‖x − x̄‖² < 1 and still a defined R²."""
+    Y, X = _data(4, 60, 3, 2)
+    X = 1e-3 * X
+    fit = fit_linear(Y[:40], X[:40])
+    assert math.isnan(fit.score(Y[40:41], X[40:41]))
+    C, b = lstsq_fit(Y[:40], X[:40])
+    assert fit.score(Y[40:], X[40:]) == pytest.approx(r2_direct(Y[40:], X[40:], C, b), abs=1e-10)

@@ -92,7 +92,7 @@ _CHUNK_BYTES_GPU = 1 << 30
 # chunks and their rows
 
 
-def chunk_rows(chunk_size, n_in: int, n_out: int, N: int, *, gpu: bool = False) -> int:
+def chunk_rows(chunk_size, n_in: int, n_out: int, *, gpu: bool = False) -> int:
     """Rows per chunk: ``chunk_size`` checked, or by default a chunk of Y and X together
     of at most 64 MiB (256..8192 rows; 1 GiB and up to 65536 rows for data on a GPU)."""
     if chunk_size is None:
@@ -268,7 +268,7 @@ class LinearFit:
             raise FastinvError(
                 f"X has {X.shape[0]} rows but Y has {Y.shape[0]}; pass one target row per input"
             )
-        chunk = chunk_rows(chunk_size, self.n_in, self.n_out, Y.shape[0])
+        chunk = chunk_rows(chunk_size, self.n_in, self.n_out)
         sc = R2Stream(self.C, self.b, None, None)
         for a in range(0, Y.shape[0], chunk):
             sc.update(Y[a : a + chunk], X[a : a + chunk], a)

@@ -213,7 +213,7 @@ def fit_linear(
     n_out = X.shape[1]
     ridge = check_float(ridge, "ridge", lo=0)
     gpu = is_torch(Y) and Y.device.type != "cpu"
-    chunk = chunk_rows(chunk_size, n_in, n_out, N, gpu=gpu)
+    chunk = chunk_rows(chunk_size, n_in, n_out, gpu=gpu)
     rows = _Rows(N, chunk, holdout_mask(N, holdout, seed))
     if is_torch(Y):
         acc = MomentAccumulator(n_in, n_out, backend="torch", device=Y.device)
@@ -509,7 +509,7 @@ def _probes(f, Y, chunk_size, batch_size, device, n_out, moments) -> _Probes:
     if N == 0 or n == 0:
         raise FastinvError(f"Y must have at least one row and one column, got shape {Y.shape}")
     n_out = n if n_out is None else check_int(n_out, "n_out", lo=1)
-    chunk = chunk_rows(chunk_size, n, n_out, N)
+    chunk = chunk_rows(chunk_size, n, n_out)
     batch = chunk if batch_size is None else check_int(batch_size, "batch_size", lo=1)
     if moments is None:
         acc = MomentAccumulator(n, n_out, **_backend_kw(f, Y, device))
