@@ -132,6 +132,29 @@ def test_dense_audit_of_a_rectangular_A_against_direct_formulas(problem):
     assert any("null space of dimension at least 10" in v for v in res.verdict)
 
 
+def test_the_figures_of_a_rectangular_audit_say_pseudo_inverse(problem, tmp_path, monkeypatch):
+    """Every title, label and legend entry of the written figures names A⁺, none A⁻¹."""
+    from matplotlib.figure import Figure
+    from matplotlib.text import Text
+
+    from fastinv.report.writer import write_audit_report
+
+    A, Y, Yt, Xt, lam, B = problem
+    res = audit(lambda Z: Z @ B.T, Operator.from_array(A), probes=Y, test=(Yt, Xt),
+                n_jacobian=0, path="dense")  # fmt: skip
+    texts: list[str] = []
+    save = Figure.savefig
+
+    def recording_savefig(fig, *args, **kwargs):
+        texts.extend(t.get_text() for t in fig.findobj(Text))
+        return save(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", recording_savefig)
+    write_audit_report(res, tmp_path)
+    assert sum("A⁺" in t for t in texts) >= 3  # the σ plot's curve and title, φ's line
+    assert not [t for t in texts if "A⁻¹" in t]
+
+
 def test_topk_audit_of_a_rectangular_A_agrees_with_the_dense_one(problem):
     A, Y, Yt, Xt, lam, B = problem
     op = Operator.from_array(A)

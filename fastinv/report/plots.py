@@ -79,7 +79,9 @@ def _save(plt, fig, path: Path, *, dpi: int) -> Path:
         plt.close(fig)
 
 
-def make_plots(arrays: dict, out_dir: Path, *, history: dict | None = None) -> dict[str, Path]:
+def make_plots(
+    arrays: dict, out_dir: Path, *, history: dict | None = None, inverse: str = "A⁻¹"
+) -> dict[str, Path]:
     """Write the audit's plots as PNG files; returns {name: path}.
 
     Parameters
@@ -90,6 +92,9 @@ def make_plots(arrays: dict, out_dir: Path, *, history: dict | None = None) -> d
         Folder for ``<name>.png``.
     history : dict, optional
         The training history (``train_loss``, ``val_loss``, ``epoch``) for ``training.png``.
+    inverse : str
+        How the figures name the inverse C is compared with: "A⁻¹", or "A⁺" for a
+        rectangular A (:func:`fastinv.auditing.references.inverse_wording`).
 
     Returns
     -------
@@ -112,8 +117,21 @@ def make_plots(arrays: dict, out_dir: Path, *, history: dict | None = None) -> d
     for name, draw in figures:
         fig = draw()
         if fig is not None:
+            _rename_inverse(fig, inverse)
             paths[name] = _save(plt, fig, out_dir / f"{name}.png", dpi=110)
     return paths
+
+
+def _rename_inverse(fig, inverse: str) -> None:
+    """Every text of ``fig`` (titles, labels, legends) with A⁻¹ written ``inverse``."""
+    if inverse == "A⁻¹":
+        return
+    from matplotlib.text import Text
+
+    for t in fig.findobj(Text):
+        text = t.get_text()
+        if "A⁻¹" in text:
+            t.set_text(text.replace("A⁻¹", inverse))
 
 
 def singular_values_figure(plt, arrays: dict):
