@@ -2,6 +2,8 @@
 (issue 15; docs/testing.md "Mutation testing"). Values are checked against tests/naive.py or
 closed forms on small cases where the answer is known exactly."""
 
+import json
+import re
 import warnings
 
 import numpy as np
@@ -12,12 +14,16 @@ from naive import (
     naive_landweber_noisy,
     naive_lcurve,
     naive_lmmse,
+    naive_oracle,
+    naive_oracle_k,
     naive_pinv,
     naive_tsvd,
 )
+from scipy.optimize import minimize_scalar
 
 from fastinv.errors import FastinvError
 from fastinv.linalg.estimators import (
+    Projection,
     default_lambda_grid,
     filter_factors_landweber,
     filter_factors_tikhonov,
@@ -28,7 +34,10 @@ from fastinv.linalg.estimators import (
     landweber_noisy,
     lcurve_lambda,
     lmmse,
+    lmmse_from_samples,
     numerical_rank,
+    oracle_k,
+    oracle_lambda,
     pinv,
     thin_svd,
     tikhonov,
@@ -319,3 +328,549 @@ def test_lmmse_condition_estimate_reads_the_cholesky_factor():
     inv = np.linalg.inv(A)
     np.testing.assert_allclose(C, inv, atol=1e-2 * np.abs(inv).max())
     np.testing.assert_array_equal(b, np.zeros(2))
+
+
+# --------------------------------------------------------------------------------------------
+# parameter choice: gcv_lambda, lcurve_lambda, oracle_lambda, oracle_k and their helpers
+
+
+def _tall_problem():
+    """A (8, 5) with σ = (3, 1, 0.3, 0.1, 0.03), its SVD, four noisy rows Y and targets X."""
+    s = np.array([3.0, 1.0, 0.3, 0.1, 0.03])
+    A, U, Vt = _matrix(s, 8, 5, seed=21)
+    rng = np.random.default_rng(23)
+    X = rng.standard_normal((4, 5)) * np.array([1.0, 0.5, 0.3, 0.2, 0.1])
+    Y = X @ A.T + 0.05 * rng.standard_normal((4, 8))
+    return A, (U, s, Vt), Y, X
+
+
+def _wide_problem():
+    """A (3, 5) with σ = (2, 1, 0.5): the targets X have energy outside A's row space."""
+    s = np.array([2.0, 1.0, 0.5])
+    A, U, Vt = _matrix(s, 3, 5, seed=24)
+    rng = np.random.default_rng(26)
+    X = rng.standard_normal((6, 5))
+    Y = X @ A.T + 0.3 * rng.standard_normal((6, 3))
+    return A, (U, s, Vt), Y, X
+
+
+def _one_by_one():
+    """A = [[2]], y = (1, 2, −1), x = y/4 + (1, 0, 1) with (1, 0, 1) ⟂ y: the oracle error
+    ‖d y − x‖ is least at d = c = Σxy/Σy² = 1/4, i.e. σ/(σ² + λ) = c at λ* = σ/c − σ² = 4,
+    where it is ‖(1, 0, 1)‖/‖x‖ = √(2/2.375)."""
+    A = np.array([[2.0]])
+    Y = np.array([[1.0], [2.0], [-1.0]])
+    X = np.array([[1.25], [0.5], [0.75]])
+    return A, Y, X, 4.0, np.sqrt(2.0 / 2.375)
+
+
+def _fd_curvature(A, Y, lams, h=1e-3):
+    """Curvature of (log‖A x_λ − y‖, log‖x_λ‖) by central differences in τ = log λ of the
+    dense norms of tests/naive.py (independent of the SVD formulas)."""
+    out = []
+    for lam in lams:
+        rn, sn = naive_lcurve(A, Y, lam * np.exp(np.array([-h, 0.0, h])))
+        x, y = np.log(rn), np.log(sn)
+        x1, y1 = (x[2] - x[0]) / (2 * h), (y[2] - y[0]) / (2 * h)
+        x2, y2 = (x[2] - 2 * x[1] + x[0]) / h**2, (y[2] - 2 * y[1] + y[0]) / h**2
+        out.append((x1 * y2 - x2 * y1) / (x1 * x1 + y1 * y1) ** 1.5)
+    return np.array(out)
+
+
+def _msg(text):
+    return "^" + re.escape(text) + "$"
+
+
+def test_default_lambda_grid_of_every_choice_uses_the_larger_dimension():
+    """s = (1, 0.5, 0): σ_min is guarded by σ_1·max(m, n)·eps, so the default grid runs from
+    (50·eps)²·1e-2 to σ_1² = 1 for a tall (50, 3) and a wide (3, 50) operator alike (the
+    other dimension, 3, would start it 280 times lower)."""
+    eps = np.finfo(np.float64).eps
+    s = np.array([1.0, 0.5, 0.0])
+    expected = np.logspace(2 * np.log10(50 * eps) - 2, 0.0, 100)
+    for m, n in ((50, 3), (3, 50)):
+        U, V = _orthonormal(m, 3, 30), _orthonormal(n, 3, 31)
+        svd = (U, s, V.T)
+        rng = np.random.default_rng(32)
+        X = rng.standard_normal((2, n))
+        Y = X @ ((U * s) @ V.T).T + 0.1 * rng.standard_normal((2, m))
+        for pc in (
+            gcv_lambda(svd, Y, refine=False),
+            lcurve_lambda(svd, Y, refine=False),
+            oracle_lambda(svd, Y, X, refine=False),
+        ):
+            np.testing.assert_allclose(pc.grid, expected, rtol=1e-12)
+
+
+def test_lambda_grid_forms_and_messages():
+    """Numeric strings (as a command line or YAML's "1e-3" gives them) are read as floats and
+    sorted by value; a single λ is a grid; empty, non-finite and non-positive grids are
+    refused by name."""
+    A, _, Y, _ = _tall_problem()
+    pc = gcv_lambda(A, Y, lambdas=["10", "1e-3", "0.1"], refine=False)
+    np.testing.assert_array_equal(pc.grid, [1e-3, 0.1, 10.0])
+    np.testing.assert_allclose(pc.curve, naive_gcv(A, Y, [1e-3, 0.1, 10.0]), rtol=1e-12)
+    pc = gcv_lambda(A, Y, lambdas=[0.5])
+    assert (pc.value, pc.index, pc.at_boundary) == (0.5, 0, True)
+    np.testing.assert_allclose(pc.curve, naive_gcv(A, Y, [0.5]), rtol=1e-12)
+    with pytest.raises(FastinvError, match=_msg("lambdas is empty; give at least one λ > 0")):
+        gcv_lambda(A, Y, lambdas=[])
+    with pytest.raises(
+        FastinvError,
+        match=_msg(
+            "lambdas contains 1 non-finite value(s) (first: inf at index (1,)); remove or "
+            "replace NaN/Inf entries"
+        ),
+    ):
+        gcv_lambda(A, Y, lambdas=[0.1, np.inf])
+    with pytest.raises(
+        FastinvError,
+        match=_msg("lambdas must all be > 0 (the criteria are searched on a log scale)"),
+    ):
+        gcv_lambda(A, Y, lambdas=[0.1, 0.0])
+
+
+def test_measurement_and_projection_messages():
+    """Each refusal of Y, X and a Projection names the argument as the caller knows it."""
+    A, svd, Y, X = _tall_problem()
+    bad = Y.copy()
+    bad[0, 1] = np.nan
+    cases = [
+        (lambda: gcv_lambda(A, np.empty((0, 8))), "Y holds no samples; give at least one row"),
+        (
+            lambda: gcv_lambda(A, bad),
+            "Y contains 1 non-finite value(s) (first: nan at index (0, 1)); remove or replace "
+            "NaN/Inf entries",
+        ),
+        (lambda: gcv_lambda(A), "give the measurements Y (or a Projection instead of A)"),
+        (
+            lambda: lcurve_lambda(Projection.from_svd(svd, Y), Y),
+            "pass either a Projection or (A, Y), not both",
+        ),
+        (lambda: oracle_lambda(A, Y[:, :7], X), "Y_val must have shape (*, 8), got (4, 7)"),
+        (lambda: oracle_lambda(A, Y, X[:, :4]), "X_val must have shape (*, 5), got (4, 4)"),
+        (
+            lambda: oracle_k(A, Y, X[:3]),
+            "Y_val has 4 rows but X_val has 3; give matching pairs",
+        ),
+        (lambda: oracle_lambda(A, Y), "give the validation pairs Y_val and X_val"),
+        (lambda: oracle_k(A, None, X), "give the validation pairs Y_val and X_val"),
+        (
+            lambda: oracle_lambda(Projection.from_svd(svd, Y, X), Y),
+            "pass either a Projection or (A, Y_val, X_val), not both",
+        ),
+        (
+            lambda: oracle_k(Projection.from_svd(svd, Y, X), None, X),
+            "pass either a Projection or (A, Y_val, X_val), not both",
+        ),
+        (
+            lambda: oracle_lambda(Projection.from_svd(svd, Y)),
+            "the oracle needs targets X_val; none were projected",
+        ),
+        (
+            lambda: oracle_k(A, Y, np.zeros_like(X)),
+            "X_val is zero; the relative error is undefined",
+        ),
+    ]
+    for case, text in cases:
+        with pytest.raises(FastinvError, match=_msg(text)):
+            case()
+
+
+def test_projection_fields_and_choices_from_a_projection():
+    """Projection.from_svd against least squares: perp = ‖Y − A A⁺ Y‖² (tall A), perp_x =
+    ‖X − X A⁺A‖² (wide A), exactly 0 for a square basis; target_norm = ‖X‖_F. The choices
+    made from a Projection equal the dense naive curves."""
+    A, svd, Y, X = _tall_problem()
+    R = Y.T - A @ np.linalg.lstsq(A, Y.T, rcond=None)[0]
+    for p in (Projection.from_svd(svd, Y), Projection.from_svd(svd, Y, X)):
+        assert p.perp == pytest.approx(np.sum(R * R), rel=1e-10)
+    p = Projection.from_svd(svd, Y, X)
+    assert p.perp_x == 0.0  # V is square: nothing of X lies outside its span
+    assert p.target_norm() == pytest.approx(np.linalg.norm(X), rel=1e-13)
+    g = np.logspace(-4, 1, 6)
+    np.testing.assert_allclose(
+        gcv_lambda(Projection.from_svd(svd, Y), lambdas=g, refine=False).curve,
+        naive_gcv(A, Y, g),
+        rtol=1e-12,
+    )
+    rn, sn = naive_lcurve(A, Y, g)
+    pc = lcurve_lambda(Projection.from_svd(svd, Y), lambdas=g, refine=False)
+    np.testing.assert_allclose(pc.extra["residual_norm"], rn, rtol=1e-12)
+    np.testing.assert_allclose(pc.extra["solution_norm"], sn, rtol=1e-12)
+    np.testing.assert_allclose(
+        oracle_lambda(p, lambdas=g, refine=False).curve, naive_oracle(A, Y, X, g), rtol=1e-12
+    )
+    np.testing.assert_allclose(oracle_k(p).curve, naive_oracle_k(A, Y, X, [1, 2, 3, 4, 5]))
+    # square U and V: both out-of-span energies are exactly zero, not rounding noise
+    Asq, Usq, Vtsq = _matrix([2.0, 1.0, 0.5, 0.25], 4, 4, seed=27)
+    rng = np.random.default_rng(28)
+    Xsq = rng.standard_normal((3, 4))
+    p = Projection.from_svd((Usq, np.array([2.0, 1.0, 0.5, 0.25]), Vtsq), Xsq @ Asq.T, Xsq)
+    assert (p.perp, p.perp_x) == (0.0, 0.0)
+    # wide A: X's energy outside the row space enters perp_x, ‖X‖_F and every error
+    A, svd, Y, X = _wide_problem()
+    P = np.linalg.pinv(A) @ A
+    p = Projection.from_svd(svd, Y, X)
+    assert p.perp_x == pytest.approx(np.sum((X - X @ P) ** 2), rel=1e-10)
+    assert p.target_norm() == pytest.approx(np.linalg.norm(X), rel=1e-13)
+
+
+def test_oracle_choices_wide_operator_against_naive():
+    """m = 3 < n = 5: the error of every λ and k includes the targets' energy outside A's row
+    space, and the relative error divides by the whole ‖X‖_F; k runs up to the full rank 3."""
+    A, svd, Y, X = _wide_problem()
+    g = np.logspace(-3, 1, 9)
+    for A_or_svd in (A, svd):
+        pc = oracle_lambda(A_or_svd, Y, X, lambdas=g)
+        np.testing.assert_allclose(pc.curve, naive_oracle(A, Y, X, g), rtol=1e-12)
+        assert pc.error == pytest.approx(naive_oracle(A, Y, X, [pc.value])[0], rel=1e-12)
+        pk = oracle_k(A_or_svd, Y, X)
+        np.testing.assert_array_equal(pk.grid, [1, 2, 3])
+        ref = naive_oracle_k(A, Y, X, [1, 2, 3])
+        np.testing.assert_allclose(pk.curve, ref, rtol=1e-12)
+        assert pk.value == int(np.argmin(ref)) + 1
+        assert pk.error == pytest.approx(ref.min(), rel=1e-12)
+
+
+def test_gcv_refinement_is_the_bounded_minimiser_of_the_naive_gcv():
+    """refine (the default) minimises G on log λ between the grid neighbours of the best grid
+    point (scipy's bounded method, xatol 1e-4): the same minimisation of the dense naive G
+    gives the same λ, and it beats the grid point. Also for a 3-point grid (best point in
+    the middle, neighbours at both ends). No warnings."""
+    A, _, Y, _ = _tall_problem()
+    for g in (np.logspace(-5, -2, 7), np.array([1e-4, 3e-4, 1e-3])):
+        ref = naive_gcv(A, Y, g)
+        i = int(np.argmin(ref))
+        res = minimize_scalar(
+            lambda tau: naive_gcv(A, Y, [np.exp(tau)])[0],
+            bounds=(np.log(g[i - 1]), np.log(g[i + 1])),
+            method="bounded",
+            options={"xatol": 1e-4},
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            pc = gcv_lambda(A, Y, lambdas=g)
+        assert pc.value == pytest.approx(np.exp(res.x), rel=1e-9)
+        assert naive_gcv(A, Y, [pc.value])[0] < ref[i]
+        assert pc.index == i
+
+
+def test_oracle_lambda_refines_to_the_closed_form_minimiser():
+    """A = [[2]]: the refined λ is λ* = 4 (to the refinement's tolerance) and its error the
+    least possible; refine=False keeps the grid point; λ* on the grid is kept exactly (no
+    point of the bracket is better)."""
+    A, Y, X, lam, best = _one_by_one()
+    pc = oracle_lambda(A, Y, X, lambdas=[0.5, 3.0, 20.0])
+    assert pc.value == pytest.approx(lam, rel=1e-3)
+    assert pc.error == pytest.approx(best, rel=1e-8)
+    assert pc.index == 1
+    pc = oracle_lambda(A, Y, X, lambdas=[0.5, 3.0, 20.0], refine=False)
+    assert pc.value == 3.0
+    assert pc.error == pytest.approx(naive_oracle(A, Y, X, [3.0])[0], rel=1e-12)
+    pc = oracle_lambda(A, Y, X, lambdas=[0.4, 4.0, 40.0])
+    assert pc.value == 4.0
+    assert pc.error == pytest.approx(best, rel=1e-12)
+
+
+def test_lambda_choice_fields_at_every_grid_position():
+    """4-point grids (a quarter of a decade apart) placed so that the best point is first, second,
+    third and last: value, index and at_boundary (first or last) agree with the naive GCV
+    curve, the finite-difference L-curve curvature and the closed-form oracle."""
+    A, _, Y, _ = _tall_problem()
+    A1, Y1, X1, lam1, _ = _one_by_one()
+    steps = 10.0 ** (0.25 * np.arange(4))
+    seen = {"gcv": set(), "lcurve": set(), "oracle": set()}
+    for j in range(4):
+        g = 4.2e-4 * steps / steps[j]
+        pc = gcv_lambda(A, Y, lambdas=g, refine=False)
+        i = int(np.argmin(naive_gcv(A, Y, g)))
+        assert (pc.method, pc.parameter, pc.value, pc.index) == ("gcv", "lambda", g[i], i)
+        assert pc.at_boundary == (i in (0, 3))
+        seen["gcv"].add(i)
+        g = 0.045 * steps / steps[j]
+        pc = lcurve_lambda(A, Y, lambdas=g, refine=False)
+        i = int(np.argmax(_fd_curvature(A, Y, g)))
+        assert (pc.method, pc.parameter, pc.value, pc.index) == ("lcurve", "lambda", g[i], i)
+        np.testing.assert_array_equal(pc.grid, g)
+        assert pc.at_boundary == (i in (0, 3))
+        seen["lcurve"].add(i)
+        g = lam1 * 1.1 * steps / steps[j]
+        pc = oracle_lambda(A1, Y1, X1, lambdas=g, refine=False)
+        i = int(np.argmin(naive_oracle(A1, Y1, X1, g)))
+        assert (pc.method, pc.parameter, pc.value, pc.index) == ("oracle", "lambda", g[i], i)
+        assert pc.at_boundary == (i in (0, 3))
+        seen["oracle"].add(i)
+    assert seen == {k: {0, 1, 2, 3} for k in seen}
+
+
+def test_lcurve_refinement_never_lowers_the_curvature():
+    """The L-curve corner is a maximum: the refined λ has at least the curvature of the best
+    grid point (finite differences of the dense norms), and the grid point is the
+    finite-difference argmax."""
+    A, _, Y, _ = _tall_problem()
+    g = np.logspace(-3, 0, 7)
+    kd = _fd_curvature(A, Y, g)
+    i = int(np.argmax(kd))
+    assert 0 < i < g.size - 1
+    pc = lcurve_lambda(A, Y, lambdas=g)
+    assert pc.index == i
+    assert _fd_curvature(A, Y, [pc.value])[0] >= kd[i] - 1e-6 * abs(kd[i])
+
+
+def test_lcurve_messages_small_data_and_undefined_curvature():
+    """Y outside range(A) is refused; tiny Y (all energies < 1) is fine; where λ is so small
+    that every φ_i is 1 to rounding the curvature is 0/0 = NaN, silently, and is skipped."""
+    A = np.array([[2.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    with pytest.raises(
+        FastinvError,
+        match=_msg("Y has no component in the range of A; the L-curve is undefined"),
+    ):
+        lcurve_lambda(A, np.array([0.0, 0.0, 1.0]))
+    Y = np.array([[1e-3, -2e-3, 5e-4]])
+    g = np.array([1e-2, 0.1, 1.0])
+    pc = lcurve_lambda(A, Y, lambdas=g, refine=False)
+    rn, sn = naive_lcurve(A, Y, g)
+    np.testing.assert_allclose(pc.extra["residual_norm"], rn, rtol=1e-12)
+    np.testing.assert_allclose(pc.extra["solution_norm"], sn, rtol=1e-12)
+    Y = np.array([[1.0, 1.0, 1.0]])
+    g = np.array([1e-40, 0.1, 1.0, 10.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pc = lcurve_lambda(A, Y, lambdas=g, refine=False)
+        with pytest.raises(
+            FastinvError,
+            match=_msg(
+                "the L-curve curvature is undefined on the whole grid; choose other lambdas"
+            ),
+        ):
+            lcurve_lambda(A, Y, lambdas=[1e-40])
+    assert np.isnan(pc.curve[0])
+    kd = _fd_curvature(A, Y, g[1:])
+    np.testing.assert_allclose(pc.curve[1:], kd, rtol=1e-4)
+    assert pc.index == 1 + int(np.argmax(kd))
+
+
+def test_gcv_undefined_on_the_whole_grid_message():
+    """A square, λ = 1e-40: every φ_i is 1, the trace m − Σφ is 0 and G is undefined."""
+    with pytest.raises(
+        FastinvError,
+        match=_msg("the GCV function is undefined on the whole grid; choose other lambdas"),
+    ):
+        gcv_lambda(np.diag([3.0, 2.0, 1.0]), np.ones((2, 3)), lambdas=[1e-40])
+
+
+def test_oracle_k_parameter_choice_fields():
+    """method, parameter, value, index, at_boundary and error of every contiguous sub-grid
+    of candidates agree with the naive oracle curve."""
+    A, _, Y, X = _tall_problem()
+    for lo in range(1, 6):
+        for hi in range(lo, 6):
+            ks = list(range(lo, hi + 1))
+            ref = naive_oracle_k(A, Y, X, ks)
+            i = int(np.argmin(ref))
+            pc = oracle_k(A, Y, X, ks=ks)
+            assert (pc.method, pc.parameter, pc.value, pc.index) == ("oracle", "k", ks[i], i)
+            np.testing.assert_array_equal(pc.grid, ks)
+            assert pc.at_boundary == (i in (0, len(ks) - 1))
+            assert pc.error == pytest.approx(ref[i], rel=1e-12)
+
+
+def test_k_grid_bounds_forms_and_messages():
+    """The default candidates are 1..min(rank, m − 1) (a single one when that is 1); integral
+    floats are accepted, fractions, empty lists and out-of-range candidates refused."""
+    rng = np.random.default_rng(29)
+    A2 = np.array([[2.0, 0.5], [0.3, 1.0]])  # m = 2: GCV can only try k = 1
+    Y2 = rng.standard_normal((3, 2))
+    pc = gcv_k(A2, Y2)
+    np.testing.assert_array_equal(pc.grid, [1])
+    np.testing.assert_allclose(pc.curve, naive_gcv_k(A2, Y2, [1]), rtol=1e-12)
+    A1 = np.outer([1.0, 2.0, 0.5], [0.5, -1.0, 1.0])  # rank 1: the oracle can only try k = 1
+    X1 = rng.standard_normal((3, 3))
+    Y1 = X1 @ A1.T + 0.1 * rng.standard_normal((3, 3))
+    pc = oracle_k(A1, Y1, X1)
+    np.testing.assert_array_equal(pc.grid, [1])
+    np.testing.assert_allclose(pc.curve, naive_oracle_k(A1, Y1, X1, [1]), rtol=1e-12)
+    A, _, Y, X = _tall_problem()
+    pc = gcv_k(A, Y)
+    np.testing.assert_array_equal(pc.grid, [1, 2, 3, 4, 5])
+    np.testing.assert_allclose(pc.curve, naive_gcv_k(A, Y, [1, 2, 3, 4, 5]), rtol=1e-12)
+    pc = gcv_k(A, Y, ks=[1.0, 3.0, 2.0])
+    np.testing.assert_array_equal(pc.grid, [1, 2, 3])
+    np.testing.assert_allclose(pc.curve, naive_gcv_k(A, Y, [1, 2, 3]), rtol=1e-12)
+    no_k = (
+        "no truncation k can be chosen: the candidates 1..0 are empty (k is at most the "
+        "numerical rank of A, and at most m − 1 for GCV)"
+    )
+    cases = [
+        (lambda: gcv_k(np.array([[2.0]]), [1.0]), no_k),
+        (lambda: oracle_k(np.zeros((2, 2)), Y2, Y2), no_k),
+        (lambda: gcv_k(A, Y, ks=[]), "ks must be a non-empty list of integers"),
+        (lambda: gcv_k(A, Y, ks=[1.5, 2.0]), "ks must be a non-empty list of integers"),
+        (
+            lambda: gcv_k(A, Y, ks=[0, 2]),
+            "ks must lie in [1, 5] (the numerical rank / m − 1), got 0..2",
+        ),
+    ]
+    for case, text in cases:
+        with pytest.raises(FastinvError, match=_msg(text)):
+            case()
+
+
+def test_parameter_choice_to_dict_exact():
+    """to_dict as it is written to JSON: k as an integer, λ as a float, the grid's ends and
+    size, the boundary flag and (oracle only) the error."""
+    A, _, Y, X = _tall_problem()
+    ks = [1, 2, 3]
+    ref = naive_gcv_k(A, Y, ks)
+    i = int(np.argmin(ref))
+    expected = {
+        "method": "gcv",
+        "parameter": "k",
+        "value": ks[i],
+        "index": i,
+        "at_boundary": i in (0, 2),
+        "grid_min": 1.0,
+        "grid_max": 3.0,
+        "n_grid": 3,
+    }
+    assert json.dumps(gcv_k(A, Y, ks=ks).to_dict()) == json.dumps(expected)
+    A1, Y1, X1, _, _ = _one_by_one()
+    g = [0.5, 1.0, 2.5]  # λ* = 4 lies beyond: the last point, at the boundary
+    d = oracle_lambda(A1, Y1, X1, lambdas=g).to_dict()
+    assert d.pop("error") == pytest.approx(naive_oracle(A1, Y1, X1, [2.5])[0], rel=1e-12)
+    expected = {
+        "method": "oracle",
+        "parameter": "lambda",
+        "value": 2.5,
+        "index": 2,
+        "at_boundary": True,
+        "grid_min": 0.5,
+        "grid_max": 2.5,
+        "n_grid": 3,
+    }
+    assert json.dumps(d) == json.dumps(expected)
+
+
+def test_lmmse_from_samples_info_and_values():
+    """The estimator from sample moments equals naive_lmmse with numpy's mean and covariance
+    (ddof 1, 0 and 1.0); float32 samples are used in float64; info says exactly what was
+    estimated, the rank bound min(N − 1, n) and, for N − 1 < n, the warning."""
+    rng = np.random.default_rng(33)
+    A, _, _ = _matrix([2.0, 1.0, 0.7, 0.4], 4, 4, seed=34)
+    X = rng.standard_normal((6, 4)) + 1.0
+    for ddof in (1, 0, 1.0):
+        C, b, info = lmmse_from_samples(A, X, 0.1, ddof=ddof)
+        Sx = np.cov(X, rowvar=False, ddof=int(ddof))
+        Cn, bn = naive_lmmse(A, X.mean(0), Sx, 0.1 * np.eye(4))
+        np.testing.assert_allclose(C, Cn, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(b, bn, rtol=1e-10, atol=1e-12)
+        assert info == {
+            "prior_mean": "estimated from 6 samples",
+            "prior_cov": "estimated from 6 samples",
+            "prior_cov_method": f"plain sample covariance (ddof={int(ddof)}), no shrinkage",
+            "n_samples": 6,
+            "prior_cov_rank_max": 4,
+            "noise_cov": "analytic (σ² I)",
+        }
+    # N − 1 = n: no warning; N = n: a rank-deficient covariance, said so
+    _, _, info = lmmse_from_samples(A, X[:5], np.full(4, 0.1))
+    assert (info["noise_cov"], info["prior_cov_rank_max"], "warning" in info) == (
+        "analytic (diagonal)",
+        4,
+        False,
+    )
+    C, b, info = lmmse_from_samples(A, X[:3], np.full(4, 0.1))
+    Cn, bn = naive_lmmse(A, X[:3].mean(0), np.cov(X[:3], rowvar=False), 0.1 * np.eye(4))
+    np.testing.assert_allclose(C, Cn, rtol=1e-10, atol=1e-12)
+    assert (info["prior_cov_rank_max"], info["warning"]) == (
+        2,
+        "N - 1 = 2 < n = 4: the sample covariance is rank-deficient, the estimator ignores "
+        "directions the samples do not span",
+    )
+    # two samples (of X or of the noise) with ddof = 1 are enough; noise samples give the
+    # noise mean and covariance
+    C, b, info = lmmse_from_samples(A, X[:2], 0.1)
+    Cn, bn = naive_lmmse(A, X[:2].mean(0), np.cov(X[:2], rowvar=False), 0.1 * np.eye(4))
+    np.testing.assert_allclose(C, Cn, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(b, bn, rtol=1e-10, atol=1e-12)
+    E = 0.3 * rng.standard_normal((2, 4)) + 0.2
+    C, b, info = lmmse_from_samples(A, X, E)
+    Cn, bn = naive_lmmse(A, X.mean(0), np.cov(X, rowvar=False), np.cov(E, rowvar=False), E.mean(0))
+    np.testing.assert_allclose(C, Cn, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(b, bn, rtol=1e-10, atol=1e-12)
+    assert (info["noise_cov"], info["noise_mean"]) == (
+        "estimated from 2 samples",
+        "estimated from 2 samples",
+    )
+    # float32 samples: the moments are taken in float64
+    X32 = X.astype(np.float32) / 3.0
+    E32 = (0.3 * rng.standard_normal((9, 4))).astype(np.float32)
+    C, b, _ = lmmse_from_samples(A, X32, E32)
+    X64, E64 = X32.astype(np.float64), E32.astype(np.float64)
+    Cn, bn = naive_lmmse(
+        A, X64.mean(0), np.cov(X64, rowvar=False), np.cov(E64, rowvar=False), E64.mean(0)
+    )
+    np.testing.assert_allclose(C, Cn, rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(b, bn, rtol=1e-11, atol=1e-13)
+
+
+def test_lmmse_from_samples_messages():
+    A, _, _ = _matrix([2.0, 1.0, 0.7, 0.4], 4, 4, seed=34)
+    rng = np.random.default_rng(35)
+    X = rng.standard_normal((5, 4))
+    badX = X.copy()
+    badX[0, 1] = np.nan
+    badE = X.copy()
+    badE[0, 0] = np.inf
+    cases = [
+        (lambda: lmmse_from_samples(A, X[:, :3], 0.1), "X must have shape (*, 4), got (5, 3)"),
+        (
+            lambda: lmmse_from_samples(A, badX, 0.1),
+            "X contains 1 non-finite value(s) (first: nan at index (0, 1)); remove or replace "
+            "NaN/Inf entries",
+        ),
+        (lambda: lmmse_from_samples(A, X, 0.1, ddof=-1), "ddof must be an integer >= 0, got -1"),
+        (
+            lambda: lmmse_from_samples(A, X[:1], 0.1),
+            "X has 1 sample(s); give at least 2 to estimate a covariance",
+        ),
+        (
+            lambda: lmmse_from_samples(A, X, X[:, :3]),
+            "noise samples must have shape (*, 4), got (5, 3)",
+        ),
+        (
+            lambda: lmmse_from_samples(A, X, badE),
+            "noise samples contains 1 non-finite value(s) (first: inf at index (0, 0)); remove "
+            "or replace NaN/Inf entries",
+        ),
+        (
+            lambda: lmmse_from_samples(A, X, X[:1]),
+            "noise samples hold 1 row(s); give at least 2",
+        ),
+    ]
+    for case, text in cases:
+        with pytest.raises(FastinvError, match=_msg(text)):
+            case()
+
+
+def test_lcurve_refinement_moves_to_the_bounded_maximum_of_the_curvature():
+    """Between the best grid point's neighbours the refined λ is the curvature's maximum:
+    the bounded maximiser of the finite-difference curvature of the dense norms, and strictly
+    more curved than the grid point (the refinement was once rejected whenever it maximised,
+    so the L-curve λ was always a grid point)."""
+    from scipy.optimize import minimize_scalar
+
+    A, _, Y, _ = _tall_problem()
+    g = np.logspace(-3, 0, 4)
+    pc = lcurve_lambda(A, Y, lambdas=g)
+    i = pc.index
+    assert 0 < i < g.size - 1
+    res = minimize_scalar(
+        lambda t: -_fd_curvature(A, Y, [np.exp(t)])[0],
+        bounds=(np.log(g[i - 1]), np.log(g[i + 1])),
+        method="bounded",
+        options={"xatol": 1e-6},
+    )
+    assert pc.value == pytest.approx(np.exp(res.x), rel=1e-3)
+    assert _fd_curvature(A, Y, [pc.value])[0] > _fd_curvature(A, Y, [g[i]])[0] + 1e-3

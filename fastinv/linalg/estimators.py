@@ -892,7 +892,7 @@ def _refine_log(fun, grid: np.ndarray, i: int, *, maximize: bool = False):
 
     res = minimize_scalar(f, bounds=(lo, hi), method="bounded", options={"xatol": 1e-4})
     best = float(fun(np.array([grid[i]]))[0])
-    if np.isfinite(res.fun) and sign * res.fun < sign * best:
+    if np.isfinite(res.fun) and res.fun < sign * best:  # res.fun is sign * value
         return float(np.exp(res.x)), sign * float(res.fun)
     return float(grid[i]), best
 
