@@ -257,10 +257,13 @@ def _subspace_angles(Q1: np.ndarray, Q2: np.ndarray) -> np.ndarray:
     The algorithm of scipy.linalg.subspace_angles (Knyazev & Argentati 2002: cosines from
     svd(Q1ᵀQ2), sines from svd(Q2 − Q1 Q1ᵀQ2) for the small angles, which keeps them
     accurate), without its orthonormalisation of the inputs: singular vectors already are.
+    The sines are taken where the angle is below 45°: the mask is read in the angles' order
+    (descending), i.e. on the reversed cosines (scipy's reads it in the cosines' order, so
+    when angles above and below 45° mix, the small ones come from arccos and lose accuracy).
     """
     C = Q1.T @ Q2
     sigma = sla.svdvals(C, check_finite=False)
-    mask = sigma**2 >= 0.5
+    mask = sigma[::-1] ** 2 >= 0.5
     if mask.any():
         R = Q2 - Q1 @ C
         mu = np.arcsin(np.clip(sla.svdvals(R, check_finite=False), -1.0, 1.0))
