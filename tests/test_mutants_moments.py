@@ -15,7 +15,7 @@ from naive import centred_moments, lstsq_fit, r2_direct
 
 from fastinv.errors import FastinvError
 from fastinv.linalg.moments import LinearFit, MomentAccumulator
-from fastinv.linalg.surrogate import fit_linear, fit_surrogate, surrogate_moments
+from fastinv.linalg.surrogate import fit_linear, fit_surrogate, holdout_mask, surrogate_moments
 
 
 def _data(seed, N, n_in, n_out, *, offset=0.0, noise=0.3):
@@ -464,3 +464,109 @@ def test_r2_of_one_row_and_of_small_outputs():
     assert math.isnan(fit.score(Y[40:41], X[40:41]))
     C, b = lstsq_fit(Y[:40], X[:40])
     assert fit.score(Y[40:], X[40:]) == pytest.approx(r2_direct(Y[40:], X[40:], C, b), abs=1e-10)
+
+
+def _heldout_problem():
+    rng = np.random.default_rng(0)
+    Y = rng.standard_normal((40, 3))
+    X = Y @ np.ones((3, 2)) + 0.1 * rng.standard_normal((40, 2))
+    mask = holdout_mask(40, 0.25, 0)
+    return Y, X, mask, int(np.flatnonzero(mask)[1])
+
+
+def test_bad_held_out_rows_are_named_by_array_and_row():
+    """Held-out rows are first read in the scoring pass: NaN/Inf there is named by array,
+    row and column, and squares that overflow by the rows of their chunk."""
+    Y, X, mask, r = _heldout_problem()
+    Yb = Y.copy()
+    Yb[r, 1] = np.nan
+    with pytest.raises(FastinvError) as err:
+        fit_linear(Yb, X, holdout=0.25, seed=0, chunk_size=8)
+    assert str(err.value) == (
+        f"Y has a non-finite value (nan) at row {r}, column 1; remove or replace NaN/Inf entries"
+    )
+    Xb = X.copy()
+    Xb[r, 0] = np.inf
+    with pytest.raises(FastinvError) as err:
+        fit_linear(Y, Xb, holdout=0.25, seed=0, chunk_size=8)
+    assert str(err.value) == (
+        f"X has a non-finite value (inf) at row {r}, column 0; remove or replace NaN/Inf entries"
+    )
+    Xb[r, 0] = 1e200
+    held = np.flatnonzero(mask[:8])
+    with pytest.raises(FastinvError) as err:
+        fit_linear(Y, Xb, holdout=0.25, seed=0, chunk_size=8)
+    assert str(err.value) == (
+        f"the residuals of rows {held[0]}..{held[-1]} overflowed; rescale the data"
+    )
+
+
+def test_a_model_failing_on_a_held_out_row_is_named_by_that_row():
+    Y, X, mask, r = _heldout_problem()
+    marker = Y[r, 0]
+
+    def f(y):
+        out = 2.0 * y
+        out[y[:, 0] == marker] = np.nan
+        return out
+
+    with pytest.raises(FastinvError, match=rf"\(first: input row {r}\)"):
+        fit_surrogate(f, Y, holdout=0.25, seed=0, chunk_size=8)
+
+
+def test_score_messages_name_the_array():
+    Y, X, _, _ = _heldout_problem()
+    fit = fit_linear(Y, X)
+    Yb = Y.copy()
+    Yb[9, 0] = np.nan
+    with pytest.raises(FastinvError) as err:
+        fit.score(Yb, X, chunk_size=4)
+    assert str(err.value) == (
+        "Y has a non-finite value (nan) at row 9, column 0; remove or replace NaN/Inf entries"
+    )
+    Xb = X.copy()
+    Xb[9, 1] = -np.inf
+    with pytest.raises(FastinvError) as err:
+        fit.score(Y, Xb, chunk_size=4)
+    assert str(err.value) == (
+        "X has a non-finite value (-inf) at row 9, column 1; remove or replace NaN/Inf entries"
+    )
+
+
+@pytest.mark.parametrize("h", [-0.1, 1.0, 1.5])
+def test_holdout_fraction_message(h):
+    Y, X, _, _ = _heldout_problem()
+    with pytest.raises(FastinvError) as err:
+        fit_linear(Y, X, holdout=h)
+    assert str(err.value) == f"holdout must be a finite number in [0, 1), got {h}"
+
+
+def test_fit_linear_messages_name_the_array():
+    Y, X, _, _ = _heldout_problem()
+    Yb = Y.copy()
+    Yb[5, 2] = np.nan
+    with pytest.raises(FastinvError) as err:
+        fit_linear(Yb, X, chunk_size=4)
+    assert str(err.value) == (
+        "Y has a non-finite value (nan) at row 5, column 2; remove or replace NaN/Inf entries"
+    )
+
+
+def test_moments_given_to_fit_surrogate_are_used_up():
+    """The merged moments are solved in place (no second n x n copy): the accumulator is
+    consumed, as the docstring says."""
+    Y, _, _, _ = _heldout_problem()
+    acc = surrogate_moments(np.tanh, Y)
+    fit_surrogate(np.tanh, Y, moments=acc)
+    with pytest.raises(FastinvError, match="consumed by an in-place solve"):
+        acc.update(Y, np.tanh(Y))
+
+
+def test_the_min_norm_warning_points_at_the_caller():
+    Y, X, _, _ = _heldout_problem()
+    with pytest.warns(UserWarning) as rec:
+        fit_linear(Y[:2], X[:2])
+    assert rec[0].filename == __file__
+    with pytest.warns(UserWarning) as rec:
+        fit_surrogate(np.tanh, Y[:2])
+    assert rec[0].filename == __file__
