@@ -570,3 +570,25 @@ def test_the_min_norm_warning_points_at_the_caller():
     with pytest.warns(UserWarning) as rec:
         fit_surrogate(np.tanh, Y[:2])
     assert rec[0].filename == __file__
+
+
+def test_solve_messages_warning_and_small_outputs():
+    acc = MomentAccumulator(2, 2)
+    with pytest.raises(FastinvError) as err:
+        acc.solve()
+    assert str(err.value) == (
+        "the accumulator holds no samples; call update() with data before solve()"
+    )
+    Y, X, _, _ = _heldout_problem()
+    acc.update(Y[:, :2], X)
+    with pytest.raises(FastinvError) as err:
+        acc.solve(ridge=-1)
+    assert str(err.value) == "ridge must be a finite number >= 0, got -1"
+    few = MomentAccumulator(3, 2).update(Y[:2], X[:2])
+    with pytest.warns(UserWarning) as rec:
+        few.solve()
+    assert rec[0].filename == __file__  # the caller of solve(), not moments.py
+    # outputs of size 1e-3: Σ‖x − x̄‖² < 1, and R² is still defined (against lstsq)
+    small = MomentAccumulator(3, 2).update(Y, 1e-3 * X).solve()
+    C, b = lstsq_fit(Y, 1e-3 * X)
+    assert small.r2 == pytest.approx(r2_direct(Y, 1e-3 * X, C, b), abs=1e-10)
