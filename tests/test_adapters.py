@@ -173,6 +173,8 @@ def fixed():
 
 def broken(n):
     raise RuntimeError("no data\\nhere")
+
+SCALE = 2.0
 """
 
 
@@ -187,7 +189,12 @@ def test_module_function_factories(tmp_path, monkeypatch):
     assert op.structure == "dense" and op.n == 5
     cases = [
         (("fastinv_test_factory_mod:fixed", 6), "n=6 does not match .* pass n=5"),
-        (("fastinv_test_factory_mod:nope", 6), "has no function 'nope'"),
+        (
+            ("fastinv_test_factory_mod:nope", 6),
+            "module 'fastinv_test_factory_mod' has no "
+            "attribute 'nope'; check the name after the ':'",
+        ),
+        (("fastinv_test_factory_mod:SCALE", 6), "'SCALE' is a float, not a function"),
         (("fastinv_no_such_module_xyz:f", 6), "cannot import module 'fastinv_no_such_module_xyz'"),
         (("fastinv_test_factory_mod:broken", 6), "factory .* failed: RuntimeError: no data here"),
     ]
@@ -195,6 +202,19 @@ def test_module_function_factories(tmp_path, monkeypatch):
         with pytest.raises(FastinvError, match=msg) as e:
             make_operator(*args)
         assert "\n" not in str(e.value)
+
+
+def test_operator_factory_from_a_python_file(tmp_path, monkeypatch):
+    """``path/to/ops.py:make_op``: a script's factory, no package or PYTHONPATH needed."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "my_ops.py").write_text(FACTORY)
+    monkeypatch.chdir(tmp_path)
+    op = make_operator("sub/my_ops.py:make_op", 4, scale=3.0)
+    np.testing.assert_array_equal(op.A, np.diag(3.0 * np.arange(1, 5)))
+    assert op.params == {"factory": "sub/my_ops.py:make_op", "scale": 3.0}
+    with pytest.raises(FastinvError) as e:
+        make_operator("sub/missing.py:make_op", 4)
+    assert str(e.value) == ("Python file 'sub/missing.py' not found; check the path before the ':'")
 
 
 def test_unreadable_file_gives_one_line(tmp_path, monkeypatch):

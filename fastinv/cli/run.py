@@ -16,7 +16,8 @@ __all__ = ["run"]
 
 @click.command()
 @common.operator_option(
-    help="catalogue name (see `fastinv operators`) or a matrix file .npy/.npz/.mat/.csv/.txt"
+    help="catalogue name (see `fastinv operators`), a matrix file .npy/.npz/.mat/.csv/.txt, "
+    "or a factory module:function or file.py:function"
 )
 @common.n_option(
     help="size n of A (default 64 for catalogue operators; taken from the file for a matrix file)"

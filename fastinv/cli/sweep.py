@@ -22,7 +22,10 @@ _AXES = (("epochs", 1), ("widths", 1), ("depths", 0), ("samples", 2), ("noise", 
 
 
 @click.command()
-@common.operator_option(help="catalogue name (see `fastinv operators`) or a matrix file")
+@common.operator_option(
+    help="catalogue name (see `fastinv operators`), a matrix file, or a factory "
+    "module:function or file.py:function"
+)
 @common.n_option(help="size n of A (default 64 for catalogue operators)")
 @common.param_option(help="operator parameter, e.g. --param cond=10 (repeatable)")
 @click.option(

@@ -33,14 +33,10 @@ This module imports torch only when a model is loaded.
 
 from __future__ import annotations
 
-import contextlib
-import importlib
-import importlib.util
 import itertools
 import json
 import os
 import pickle
-import sys
 import warnings
 import zipfile
 from collections.abc import Callable, Mapping
@@ -50,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from fastinv._device import dtype_name
+from fastinv._imports import cwd_on_path, import_object, is_object_ref
 from fastinv._validation import check_2d, check_int
 from fastinv.errors import FastinvError
 
@@ -453,7 +450,7 @@ def _load_any(spec: str, *, tdev, arch, kwargs, trust_pickle) -> LoadedModel:
         )
     if os.path.isfile(spec):
         return _load_file(spec, tdev=tdev, arch=arch, kwargs=kwargs, trust_pickle=trust_pickle)
-    if _looks_like_callable(spec):
+    if is_object_ref(spec):
         if arch is not None:
             raise FastinvError(
                 f"--arch is only used with a state_dict file, but {spec!r} names a Python "
@@ -647,7 +644,7 @@ def _load_pickle(path: str, tdev) -> LoadedModel:
     from torch import nn
 
     try:
-        with _cwd_on_path(), warnings.catch_warnings():
+        with cwd_on_path(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             obj = torch.load(path, map_location=tdev, weights_only=False)
     except (ImportError, AttributeError) as exc:
@@ -742,7 +739,7 @@ def _build_arch(arch: str, kwargs: dict):
     """The user's network ``arch(**kwargs)`` (a class or a factory function)."""
     from torch import nn
 
-    factory = _import_object(arch, what="--arch")
+    factory = import_object(arch, what="--arch")
     if not callable(factory):
         raise FastinvError(
             f"--arch {arch} is a {type(factory).__name__}, not a class; pass the nn.Module "
@@ -804,7 +801,7 @@ def _strip_wrapper_prefix(sd: dict, want: set) -> dict:
 def _load_callable(spec: str, tdev) -> LoadedModel:
     from torch import nn
 
-    obj = _import_object(spec, what="the model")
+    obj = import_object(spec, what="the model")
     if _is_model_factory(obj):
         obj = _call_model_factory(obj, spec)
     if isinstance(obj, nn.Module):
@@ -887,88 +884,6 @@ def _first_tensor_device(module, tdev):
 # --------------------------------------------------------------------------------------
 # small helpers
 # --------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _cwd_on_path():
-    """Make the current working directory importable (sys.path[0]) for the duration."""
-    cwd = os.getcwd()
-    sys.path.insert(0, cwd)
-    importlib.invalidate_caches()
-    try:
-        yield
-    finally:
-        try:
-            if sys.path and sys.path[0] == cwd:
-                del sys.path[0]
-            else:
-                sys.path.remove(cwd)
-        except ValueError:
-            pass
-
-
-def _looks_like_callable(spec: str) -> bool:
-    """``package.module:name`` or ``file.py:name`` (and not a Windows drive path)."""
-    mod, sep, attr = spec.rpartition(":")
-    if not sep or not mod or not attr:
-        return False
-    if len(mod) == 1 and mod.isalpha() and attr[:1] in ("\\", "/"):
-        return False  # C:\path
-    if mod.endswith(".py"):
-        return True
-    return all(part.isidentifier() for part in mod.split(".")) and all(
-        part.isidentifier() for part in attr.split(".")
-    )
-
-
-def _import_object(ref: str, *, what: str):
-    """Import ``package.module:Name`` (or ``file.py:Name``) with the cwd importable."""
-    modname, sep, attr = ref.rpartition(":")
-    if not sep or not modname or not attr:
-        raise FastinvError(f"{what} {ref!r} must look like package.module:Name")
-    try:
-        with _cwd_on_path():
-            if modname.endswith(".py"):
-                module = _import_file(modname)
-            else:
-                module = importlib.import_module(modname)
-    except FastinvError:
-        raise
-    except ImportError as exc:
-        raise FastinvError(
-            f"{what} {ref}: cannot import module {modname!r} ({type(exc).__name__}: {exc}); "
-            "run from the folder that holds it or add that folder to PYTHONPATH"
-        ) from None
-    except Exception as exc:  # noqa: BLE001 - the user's module failed while importing
-        raise FastinvError(
-            f"{what} {ref}: importing module {modname!r} raised {type(exc).__name__}: {exc}; "
-            "fix the module so that it imports"
-        ) from None
-    obj = module
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise FastinvError(
-                f"{what} {ref}: module {modname!r} has no attribute {attr!r}; check the name "
-                "after the ':'"
-            ) from None
-    return obj
-
-
-def _import_file(path: str):
-    if not os.path.isfile(path):
-        raise FastinvError(f"Python file {path!r} not found; check the path before the ':'")
-    name = "fastinv_user_" + os.path.splitext(os.path.basename(path))[0]
-    spec = importlib.util.spec_from_file_location(name, os.path.abspath(path))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(name, None)
-        raise
-    return module
 
 
 def _parse_arch_kwargs(arch_kwargs) -> dict:

@@ -12,16 +12,15 @@ problem defines them, and a cached SVD. :func:`make_operator` builds one from th
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
 import math
 import os
-import re
 from pathlib import Path
 
 import numpy as np
 
 from fastinv._device import float_dtype, is_torch, to_numpy
+from fastinv._imports import import_object, is_object_ref
 from fastinv._validation import check_finite, check_int
 from fastinv.errors import FastinvError
 from fastinv.io import to_jsonable
@@ -495,8 +494,11 @@ def make_operator(name_or_path, n: int | None = None, **params) -> Operator:
     Parameters
     ----------
     name_or_path : str or path-like
-        A catalogue name (see :func:`list_operators`), or a path to a file ending in
-        ``.npy``, ``.npz``, ``.mat``, ``.csv`` or ``.txt`` (see :func:`load_operator`).
+        A catalogue name (see :func:`list_operators`), a path to a file ending in
+        ``.npy``, ``.npz``, ``.mat``, ``.csv`` or ``.txt`` (see :func:`load_operator`), or a
+        factory ``package.module:function`` or ``path/to/file.py:function`` (called with
+        ``n=`` when it takes n, and ``params``; what it returns is wrapped by
+        :func:`as_operator`).
     n : int, optional
         Size of A (n, n); required for catalogue names. With a path it is optional and,
         if given, must match the file's matrix.
@@ -507,34 +509,26 @@ def make_operator(name_or_path, n: int | None = None, **params) -> Operator:
     -------
     Operator
     """
-    if _looks_like_path(name_or_path):
-        return _operator_from_file(name_or_path, n, params)
     if is_factory_spec(name_or_path):
         return _operator_from_factory(name_or_path.strip(), n, params)
+    if _looks_like_path(name_or_path):
+        return _operator_from_file(name_or_path, n, params)
     return _operator_from_catalogue(name_or_path, n, params)
 
 
-#: ``package.module:function``
-_FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-
-
 def is_factory_spec(name) -> bool:
-    """True for ``"package.module:function"``, an operator factory to import and call."""
-    return isinstance(name, str) and _FACTORY.match(name.strip()) is not None
+    """True for ``"package.module:function"`` or ``"path/to/file.py:function"``, an operator
+    factory to import and call."""
+    return is_object_ref(name)
 
 
 def _load_factory(spec: str):
-    mod_name, attr = spec.split(":")
-    try:
-        mod = importlib.import_module(mod_name)
-    except ImportError as e:
-        raise FastinvError(
-            f"cannot import module {mod_name!r} for operator {spec!r} ({e}); check that it is "
-            "installed or on PYTHONPATH"
-        ) from None
-    f = getattr(mod, attr, None)
+    f = import_object(spec, what="operator")
     if not callable(f):
-        raise FastinvError(f"module {mod_name!r} has no function {attr!r} (operator {spec!r})")
+        raise FastinvError(
+            f"operator {spec}: {spec.rpartition(':')[2]!r} is a {type(f).__name__}, not a "
+            "function; name a function that returns the operator"
+        )
     return f
 
 
