@@ -438,7 +438,7 @@ def write_report(
 ) -> dict[str, Path]:
     """Write plots, report.md and a self-contained report.html into ``out_dir``."""
     out_dir = Path(out_dir)
-    plots = make_plots(arrays, out_dir, history=history)
+    plots = make_plots(arrays, out_dir, history=history, inverse=inverse_wording("A⁻¹", metrics))
     md = render_markdown(metrics, verdict, plots, title)
     paths = {"report.md": write_text(out_dir / "report.md", md)}
     body = _md_to_html(md, plots)
