@@ -572,7 +572,7 @@ def test_the_min_norm_warning_points_at_the_caller():
     assert rec[0].filename == __file__
 
 
-def test_solve_messages_warning_and_small_outputs():
+def test_solve_messages_and_small_outputs():
     acc = MomentAccumulator(2, 2)
     with pytest.raises(FastinvError) as err:
         acc.solve()
@@ -584,11 +584,30 @@ def test_solve_messages_warning_and_small_outputs():
     with pytest.raises(FastinvError) as err:
         acc.solve(ridge=-1)
     assert str(err.value) == "ridge must be a finite number >= 0, got -1"
-    few = MomentAccumulator(3, 2).update(Y[:2], X[:2])
-    with pytest.warns(UserWarning) as rec:
-        few.solve()
-    assert rec[0].filename == __file__  # the caller of solve(), not moments.py
     # outputs of size 1e-3: Σ‖x − x̄‖² < 1, and R² is still defined (against lstsq)
     small = MomentAccumulator(3, 2).update(Y, 1e-3 * X).solve()
     C, b = lstsq_fit(Y, 1e-3 * X)
     assert small.r2 == pytest.approx(r2_direct(Y, 1e-3 * X, C, b), abs=1e-10)
+
+
+def test_the_solve_warning_points_at_the_caller():
+    Y, X, _, _ = _heldout_problem()
+    few = MomentAccumulator(3, 2).update(Y[:2], X[:2])
+    with pytest.warns(UserWarning) as rec:
+        few.solve()
+    assert rec[0].filename == __file__  # the caller of solve(), not moments.py
+
+
+def test_holdout_and_part_messages_in_full():
+    with pytest.raises(FastinvError) as err:
+        holdout_mask(5, 0.2, 0)
+    assert str(err.value) == (
+        "holdout=0.2 of N=5 rows leaves 1 held-out and 4 training rows; use more rows or a "
+        "holdout fraction that leaves at least 2 of each"
+    )
+    with pytest.raises(FastinvError) as err:
+        surrogate_moments(np.tanh, np.ones((40, 3)), start=30, total=60)
+    assert str(err.value) == (
+        "Y holds rows 30 .. 70 of a probe set of total = 60 rows; give start and total so that "
+        "the part lies inside the set"
+    )
