@@ -273,3 +273,18 @@ def test_run_with_n_1(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert any("TSVD with k by GCV" in note for note in metrics["notes"])
     assert (out / "report.md").exists()
+
+
+def test_an_image_operator_takes_its_size_from_the_shape_parameter():
+    """`--param shape=H,W` without --n: n = H·W (it was 64 by default, and refused)."""
+    from fastinv.cli.common import CATALOGUE_N, catalogue_n
+
+    assert catalogue_n("superres", None, {"shape": "16,12", "factor": "2"}) == 192
+    assert catalogue_n("blur2d", None, {"shape": [8, 8]}) == 64
+    assert catalogue_n("blur2d", 256, {"shape": "16,16"}) == 256
+    assert catalogue_n("shaw", None, {}) == CATALOGUE_N
+    assert catalogue_n("ops.py:make", None, {"shape": "4,4"}) is None
+    res = invoke(["run", "--operator", "blur2d", "--param", "shape=16,16", "--n", "100",
+                  "--out", "unused"])  # fmt: skip
+    assert res.exit_code == 2
+    assert "blur2d: shape 16x16 has 256 pixels but n=100; pass n=256" in res.output

@@ -231,14 +231,20 @@ def size_list(text: str, what: str) -> list[int]:
     return vals
 
 
-def catalogue_n(operator: str, n: int | None) -> int | None:
-    """``n``, or :data:`CATALOGUE_N` when none is given for a catalogue operator (a matrix file
-    or a ``module:function`` factory brings its own size)."""
+def catalogue_n(operator: str, n: int | None, params: dict | None = None) -> int | None:
+    """``n``, or when none is given for a catalogue operator H·W of its ``shape`` parameter
+    (an image operator), else :data:`CATALOGUE_N` (a matrix file or a factory brings its own
+    size)."""
+    from fastinv.problem.catalogue import shape_value
     from fastinv.problem.operators import LOADABLE_SUFFIXES, is_factory_spec
 
     is_file = Path(operator).suffix.lower() in LOADABLE_SUFFIXES
-    sized = is_file or is_factory_spec(operator)
-    return CATALOGUE_N if n is None and not sized else n
+    if n is not None or is_file or is_factory_spec(operator):
+        return n
+    if params and params.get("shape") is not None:
+        H, W = shape_value(operator, params["shape"])
+        return H * W
+    return CATALOGUE_N
 
 
 def default_out(name: str) -> Path:

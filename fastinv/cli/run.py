@@ -109,9 +109,10 @@ def _config(config_path, op_params, prior_params, opts: dict):
     if config_path:
         return RunConfig.from_json(config_path)
     opts["batch_size"] = None if opts["batch_size"] == 0 else opts["batch_size"]
-    opts["n"] = common.catalogue_n(opts["operator"], opts["n"])
+    operator_params = common.parse_params(op_params, "--param")
+    opts["n"] = common.catalogue_n(opts["operator"], opts["n"], operator_params)
     return RunConfig(
-        operator_params=common.parse_params(op_params, "--param"),
+        operator_params=operator_params,
         prior_params=common.parse_params(prior_params, "--prior-param"),
         **opts,
     )

@@ -109,7 +109,8 @@ def sweep(op_params, prior_params, jobs, batch_size, out, quiet, **opts):
 
     axes = _parse_axes(opts)
     _check_options(jobs, batch_size, opts)
-    opts["n"] = common.catalogue_n(opts["operator"], opts["n"])
+    operator_params = common.parse_params(op_params, "--param")
+    opts["n"] = common.catalogue_n(opts["operator"], opts["n"], operator_params)
     if out is None:
         stem = Path(opts["operator"]).stem
         out = common.default_out(f"sweep-{stem}-n{opts['n'] or 'file'}")
@@ -120,7 +121,7 @@ def sweep(op_params, prior_params, jobs, batch_size, out, quiet, **opts):
         **axes,
         jobs=jobs,
         batch_size=None if batch_size == 0 else batch_size,
-        operator_params=common.parse_params(op_params, "--param"),
+        operator_params=operator_params,
         prior_params=common.parse_params(prior_params, "--prior-param"),
         out=out,
         progress=not quiet,

@@ -684,7 +684,6 @@ def _parse_shape(op: str, n: int, v, *, required: bool) -> tuple[int, int] | Non
     """``shape`` as given (None, "32,32", "32x32", [32, 32], (32, 32)) -> (H, W) with H W = n;
     None means a square sqrt(n) x sqrt(n) image (refused when n is not a square, if
     ``required``, else a 1-D signal)."""
-    what = f"{op}: parameter shape"
     if v is None:
         r = math.isqrt(n)
         if r * r == n:
@@ -695,6 +694,15 @@ def _parse_shape(op: str, n: int, v, *, required: bool) -> tuple[int, int] | Non
             f"{op} needs n = H * W: n={n} is not a square, so give the image shape, e.g. "
             f"shape={_factor_hint(n)}"
         )
+    H, W = shape_value(op, v)
+    if H * W != n:
+        raise FastinvError(f"{op}: shape {H}x{W} has {H * W} pixels but n={n}; pass n={H * W}")
+    return (H, W)
+
+
+def shape_value(op: str, v) -> tuple[int, int]:
+    """The image shape (H, W) of the ``shape`` parameter ("32,32", "32x32", [32, 32])."""
+    what = f"{op}: parameter shape"
     if isinstance(v, str):
         parts = v.strip().strip("()[]").replace("x", ",").replace("X", ",").split(",")
         try:
@@ -704,9 +712,7 @@ def _parse_shape(op: str, n: int, v, *, required: bool) -> tuple[int, int] | Non
     if not isinstance(v, (list, tuple)) or len(v) != 2:
         raise fail(what, "two integers H,W (e.g. shape=32,32)", v)
     H, W = (_at_least_one("shape", op, _param_int("shape", op, d)) for d in v)
-    if H * W != n:
-        raise FastinvError(f"{op}: shape {H}x{W} has {H * W} pixels but n={n}; pass n={H * W}")
-    return (H, W)
+    return H, W
 
 
 def _factor_hint(n: int) -> str:
