@@ -415,13 +415,14 @@ def _check_run_memory(cfg: RunConfig, n: int) -> None:
     )
 
 
-def _generate_data(cfg: RunConfig, op, rep: Reporter, rows=None) -> RunData:
+def _generate_data(cfg: RunConfig, op, rep: Reporter, rows=None, gen=None) -> RunData:
     """The prior and the training, test and probe pairs (three seeds); with ``rows``
-    ``(lo, hi)`` only those rows of the training set (test and probe sets left None)."""
+    ``(lo, hi)`` only those rows of the training set (test and probe sets left None).
+    ``gen``: :func:`_generation`'s arguments when the caller built them already."""
     from fastinv.problem.data import generate
 
     n_test, n_probe = sample_sizes(cfg, op.n)
-    gen = _generation(cfg, op)
+    gen = _generation(cfg, op) if gen is None else gen
     prior = gen["prior"]
     if rows is not None:
         X, Y = generate(op, n_samples=rows[1] - rows[0], seed=cfg.seed, start=rows[0], **gen)
@@ -504,20 +505,21 @@ def _train_data_parallel(cfg: RunConfig, op, device, rep: Reporter, env):
     with process_group(env, device):
         with rep.stage("data"):
             rep(f"rank {env.rank} of {env.world_size}: training rows {lo} .. {hi}")
-            shard = _generate_data(cfg, op, rep, rows=(lo, hi))
+            gen = _generation(cfg, op)  # the prior, built once for all three draws
+            shard = _generate_data(cfg, op, rep, rows=(lo, hi), gen=gen)
         with rep.stage("train"):
             model = _train(cfg, op, shard, device, rep, RowShard(lo, cfg.samples))
         del shard
         with rep.stage("surrogate"):
-            moments = _surrogate_moments_on_ranks(cfg, op, model, env, rep)
+            moments = _surrogate_moments_on_ranks(cfg, op, model, env, rep, gen)
     if not env.is_root:
         return model, None, None
     with rep.stage("data"):
-        data = _generate_data(cfg, op, rep)
+        data = _generate_data(cfg, op, rep, gen=gen)
     return model, data, moments
 
 
-def _surrogate_moments_on_ranks(cfg: RunConfig, op, model, env, rep: Reporter):
+def _surrogate_moments_on_ranks(cfg: RunConfig, op, model, env, rep: Reporter, gen: dict):
     """The moments of the dense audit's surrogate fit, each rank evaluating the network on
     its rows of the probe set (those not held out), merged on rank 0 (None elsewhere).
     None everywhere when rank 0's audit takes the top-k path (rank 0 decides: the memory
@@ -535,7 +537,7 @@ def _surrogate_moments_on_ranks(cfg: RunConfig, op, model, env, rep: Reporter):
     _, n_probe = sample_sizes(cfg, op.n)
     lo, hi = row_range(n_probe, env.rank, env.world_size)
     rep(f"surrogate moments on {env.world_size} ranks: probe rows {lo} .. {hi} here")
-    part = collectively(_probe_moments, cfg, op, model, (lo, hi), n_probe)
+    part = collectively(_probe_moments, cfg, op, model, (lo, hi), n_probe, gen)
     return allreduce_moments(part, dst=0)
 
 
@@ -547,17 +549,16 @@ def _audit_path(cfg: RunConfig, op) -> str:
     return choose_path(op.n, n_probe, n_test, rank=cfg.audit_rank, m=op.m).path
 
 
-def _probe_moments(cfg: RunConfig, op, model, rows: tuple[int, int], n_probe: int):
-    """This rank's rows of the probe set, drawn as the single process draws them, and the
-    moments of the network's outputs on those of them the surrogate is fitted on."""
+def _probe_moments(cfg: RunConfig, op, model, rows: tuple[int, int], n_probe: int, gen: dict):
+    """This rank's rows of the probe set, drawn as the single process draws them (``gen``:
+    :func:`_generation`'s arguments), and the moments of the network's outputs on those of
+    them the surrogate is fitted on."""
     from fastinv.auditing.sections import surrogate_holdout
     from fastinv.linalg.surrogate import surrogate_moments
     from fastinv.problem.data import generate
 
     lo, hi = rows
-    _, Y = generate(
-        op, n_samples=hi - lo, seed=cfg.seed + PROBE_SEED_OFFSET, start=lo, **_generation(cfg, op)
-    )
+    _, Y = generate(op, n_samples=hi - lo, seed=cfg.seed + PROBE_SEED_OFFSET, start=lo, **gen)
     holdout = surrogate_holdout(n_probe)
     return surrogate_moments(
         model, Y, start=lo, total=n_probe, holdout=holdout, seed=cfg.seed, n_out=op.n
